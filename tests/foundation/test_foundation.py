@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +24,15 @@ def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
     atomic.write_text(target, "second\n")
     assert target.read_text() == "second\n"
     assert sorted(p.name for p in target.parent.iterdir()) == ["out.txt"]
+
+
+def test_atomic_write_uses_normal_file_mode(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        target = atomic.write_bytes(tmp_path / "a.cfg", b"[net]\n")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
 
 
 def test_atomic_dir_leaves_nothing_on_failure(tmp_path: Path) -> None:
