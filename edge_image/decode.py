@@ -17,6 +17,7 @@ IoU with a kept box is above ``nms_thresh``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -105,16 +106,10 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
-def to_grid(output: np.ndarray, spec: RegionSpec, layout: Layout = "hwc") -> np.ndarray:
-    """Reshape one raw output to ``(H, W, num, 5 + classes)`` float32.
-
-    ``layout="hwc"``: ``(H, W, C)`` or ``(1, H, W, C)`` (TensorFlow, ONNX from TF, NCS).
-    ``layout="chw"``: ``(C, H, W)`` or ``(1, C, H, W)`` (darknet, OpenCV DNN, OpenVINO IR
-    converted with NCHW). A flat vector is accepted when the grid is square.
-
-    >>> to_grid(np.zeros((1, 13, 13, 160)), RegionSpec(27)).shape
-    (13, 13, 5, 32)
-    """
+def _as_3d(output: np.ndarray, spec: RegionSpec, layout: Layout) -> np.ndarray:
+    """One raw output as a 3-D float32 array in its own layout (no copy when already float32)."""
+    if layout not in ("hwc", "chw"):
+        raise ValueError(f"unknown layout {layout!r} (use 'hwc' or 'chw')")
     arr = np.asarray(output, dtype=np.float32)
     if arr.ndim == 4:
         if arr.shape[0] != 1:
@@ -128,13 +123,26 @@ def to_grid(output: np.ndarray, spec: RegionSpec, layout: Layout = "hwc") -> np.
         arr = arr.reshape((side, side, spec.channels) if layout == "hwc" else (spec.channels, side, side))
     if arr.ndim != 3:
         raise ValueError(f"expected a 3-D output, got shape {arr.shape}")
-    if layout == "chw":
-        arr = np.transpose(arr, (1, 2, 0))
-    elif layout != "hwc":
-        raise ValueError(f"unknown layout {layout!r} (use 'hwc' or 'chw')")
-    h, w, c = arr.shape
+    c = arr.shape[2] if layout == "hwc" else arr.shape[0]
     if c != spec.channels:
         raise ValueError(f"output has {c} channels, the model spec needs {spec.channels}")
+    return arr
+
+
+def to_grid(output: np.ndarray, spec: RegionSpec, layout: Layout = "hwc") -> np.ndarray:
+    """Reshape one raw output to ``(H, W, num, 5 + classes)`` float32.
+
+    ``layout="hwc"``: ``(H, W, C)`` or ``(1, H, W, C)`` (TensorFlow, ONNX from TF, NCS).
+    ``layout="chw"``: ``(C, H, W)`` or ``(1, C, H, W)`` (darknet, OpenCV DNN, OpenVINO IR
+    converted with NCHW). A flat vector is accepted when the grid is square.
+
+    >>> to_grid(np.zeros((1, 13, 13, 160)), RegionSpec(27)).shape
+    (13, 13, 5, 32)
+    """
+    arr = _as_3d(output, spec, layout)
+    if layout == "chw":
+        arr = np.transpose(arr, (1, 2, 0))
+    h, w, _ = arr.shape
     return arr.reshape(h, w, spec.num, 5 + spec.classes)
 
 
@@ -182,13 +190,33 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0.0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0.0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0.0, None), axis=1)
+    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = np.maximum(iw, 0.0) * np.maximum(ih, 0.0)
+    area_a = np.maximum(a[:, 2] - a[:, 0], 0.0) * np.maximum(a[:, 3] - a[:, 1], 0.0)
+    area_b = np.maximum(b[:, 2] - b[:, 0], 0.0) * np.maximum(b[:, 3] - b[:, 1], 0.0)
     union = area_a[:, None] + area_b[None, :] - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+# Up to this many candidate boxes one IoU matrix serves all classes (fewer numpy calls); above
+# it NMS works class by class, so the matrices stay small (sum of squares per class).
+_NMS_DENSE_MAX = 96
+
+
+def _suppressed_fixed_point(overlap: np.ndarray) -> np.ndarray:
+    """Keep vector of greedy NMS given ``overlap[i, j]`` (i before j in score order, IoU > t).
+
+    ``keep[j] = not any(keep[i] and overlap[i, j])`` is solved by iterating from all-kept;
+    ``overlap`` is strictly upper triangular, so each step fixes at least one more leading
+    entry and the loop ends after (longest suppression chain + 1) steps, usually 2 or 3.
+    """
+    keep = np.ones(overlap.shape[0], dtype=bool)
+    while True:
+        new_keep = ~np.any(overlap[keep], axis=0)
+        if np.array_equal(new_keep, keep):
+            return keep
+        keep = new_keep
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou_thresh: float) -> np.ndarray:
@@ -198,31 +226,61 @@ def nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou_thresh
     box of the same class overlaps it by more than ``iou_thresh``), computed without a
     per-box loop: the keep vector is the fixed point of
     ``keep[j] = not any(keep[i] and iou[i, j] > t for i before j)``, reached by repeated
-    matrix steps (each step fixes at least one more leading entry; a few suffice).
+    matrix steps (each step fixes at least one more leading entry; a few suffice). Up to
+    ``_NMS_DENSE_MAX`` boxes, one IoU matrix masked by "same class" serves all classes.
 
     >>> b = np.array([[0, 0, 1, 1], [0, 0, 1, 0.9], [0, 0, 1, 1]], dtype=float)
     >>> nms(b, np.array([0.9, 0.8, 0.7]), np.array([0, 0, 1]), 0.45).tolist()
     [0, 2]
     """
+    scores = np.asarray(scores)
     n = int(scores.shape[0])
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
+    if n <= 1:
+        return np.zeros(n, dtype=np.int64)
     boxes = np.asarray(boxes, dtype=np.float64)
     class_ids = np.asarray(class_ids)
+    order = np.argsort(-scores, kind="stable")
+    if n <= _NMS_DENSE_MAX:
+        ordered = boxes[order]
+        cls = class_ids[order]
+        overlap = iou_matrix(ordered, ordered) > iou_thresh
+        overlap &= cls[:, None] == cls[None, :]
+        overlap &= np.arange(n)[:, None] < np.arange(n)[None, :]
+        return order[_suppressed_fixed_point(overlap)].astype(np.int64)
     kept: list[np.ndarray] = []
-    for cls in np.unique(class_ids):  # one matrix per class keeps memory at O(boxes per class ** 2)
-        members = np.flatnonzero(class_ids == cls)
-        order = members[np.argsort(-scores[members], kind="stable")]
-        overlap = np.triu(iou_matrix(boxes[order], boxes[order]) > iou_thresh, k=1)
-        keep = np.ones(order.size, dtype=bool)
-        while True:
-            new_keep = ~np.any(overlap & keep[:, None], axis=0)
-            if np.array_equal(new_keep, keep):
-                break
-            keep = new_keep
-        kept.append(order[keep])
+    for c in np.unique(class_ids):
+        members = order[class_ids[order] == c]  # still in descending score order
+        overlap = np.triu(iou_matrix(boxes[members], boxes[members]) > iou_thresh, k=1)
+        kept.append(members[_suppressed_fixed_point(overlap)])
     result = np.concatenate(kept)
-    return result[np.argsort(-scores[result], kind="stable")]
+    return result[np.argsort(-scores[result], kind="stable")].astype(np.int64)
+
+
+def _logit(p: float) -> float:
+    """Inverse sigmoid for 0 < p < 1; objectness ``sigmoid(x) > p`` iff ``x > _logit(p)``."""
+    return math.log(p / (1.0 - p))
+
+
+def _candidates(
+    arr: np.ndarray, spec: RegionSpec, layout: Layout, thresh: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cells whose objectness may pass ``thresh``: ``(cell indices, rows (n, 5 + classes) float64)``.
+
+    Cell index is darknet's order ``(row * W + col) * num + anchor``. The test runs on the
+    raw logits (monotonic sigmoid) with a small margin; the exact test follows on the rows.
+    """
+    per = 5 + spec.classes
+    limit = -np.inf if thresh <= 0.0 else _logit(min(thresh, 1.0 - 1e-7)) - 1e-3
+    if layout == "hwc":
+        flat = arr.reshape(-1, per)
+        cells = np.flatnonzero(flat[:, 4] > limit)
+        return cells, flat[cells].astype(np.float64)
+    planes = arr.reshape(spec.num, per, -1)  # (anchor, channel, row*W + col)
+    anchor, pos = np.nonzero(planes[:, 4, :] > limit)
+    cells = pos * spec.num + anchor
+    order = np.argsort(cells, kind="stable")
+    anchor, pos, cells = anchor[order], pos[order], cells[order]
+    return cells, planes[anchor, :, pos].astype(np.float64)
 
 
 def decode(
@@ -237,20 +295,25 @@ def decode(
 
     ``thresh`` is on objectness × class probability (darknet ``-thresh``); ``nms_thresh``
     is the IoU above which a lower-scored box of the same class is suppressed (darknet
-    uses .45 in ``detector test`` and ``valid``).
+    uses .45 in ``detector test`` and ``valid``). Only cells whose objectness logit can
+    pass ``thresh`` are decoded, so the cost follows the number of candidates, not the grid.
+
+    >>> out = np.zeros((13, 13, 160), dtype=np.float32)
+    >>> out[..., 4::32] = -10.0  # no objects anywhere ...
+    >>> out[6, 6, 4] = 10.0  # ... but anchor 0 of the centre cell: sure object, uniform classes
+    >>> d = decode(out, RegionSpec(27), thresh=0.02)
+    >>> len(d), d.boxes[0].astype(float).round(3).tolist()
+    (27, [0.458, 0.454, 0.542, 0.546])
     """
-    grid = to_grid(output, spec, layout)
-    h, w = grid.shape[:2]
-    flat = grid.reshape(-1, 5 + spec.classes)
-    objectness = _sigmoid(flat[:, 4])
-    # objectness bounds every class probability, so only these cells can pass the threshold
-    cells = np.flatnonzero(objectness > thresh)
+    arr = _as_3d(output, spec, layout)
+    h, w = (arr.shape[0], arr.shape[1]) if layout == "hwc" else (arr.shape[1], arr.shape[2])
+    cells, rows_ = _candidates(arr, spec, layout, thresh)
     if cells.size == 0:
         return Detections.empty()
-    rows_ = flat[cells].astype(np.float64)
+    objectness = _sigmoid(rows_[:, 4])
     logits = rows_[:, 5:]
     exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probs = objectness[cells, None] * exp / exp.sum(axis=1, keepdims=True)
+    probs = (objectness / exp.sum(axis=1))[:, None] * exp
     sel, cls_idx = np.nonzero(probs > thresh)
     if sel.size == 0:
         return Detections.empty()
@@ -262,13 +325,18 @@ def decode(
     t = rows_[sel, :4]
     cx = (col + _sigmoid(t[:, 0])) / w
     cy = (row + _sigmoid(t[:, 1])) / h
-    bw = np.exp(t[:, 2]) * anchors[anchor, 0] / w
-    bh = np.exp(t[:, 3]) * anchors[anchor, 1] / h
-    xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
-    scores = probs[sel, cls_idx]
-    keep = nms(xyxy, scores, cls_idx, nms_thresh) if nms_thresh < 1.0 else np.argsort(-scores, kind="stable")
-    return Detections(
-        boxes=xyxy[keep].astype(np.float32),
-        scores=scores[keep].astype(np.float32),
-        class_ids=cls_idx[keep].astype(np.int64),
-    )
+    # An untrained model can emit huge tw/th: like darknet's float maths, the box becomes
+    # infinite and its IoUs NaN (which suppress nothing); no warnings for that.
+    with np.errstate(over="ignore", invalid="ignore"):
+        bw = np.exp(t[:, 2]) * anchors[anchor, 0] / w
+        bh = np.exp(t[:, 3]) * anchors[anchor, 1] / h
+        xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
+        scores = probs[sel, cls_idx]
+        keep = (
+            nms(xyxy, scores, cls_idx, nms_thresh) if nms_thresh < 1.0 else np.argsort(-scores, kind="stable")
+        )
+        return Detections(
+            boxes=xyxy[keep].astype(np.float32),
+            scores=scores[keep].astype(np.float32),
+            class_ids=cls_idx[keep].astype(np.int64),
+        )

@@ -1,0 +1,118 @@
+"""Optional detection outputs: a JSONL log and MQTT publishing (paho-mqtt).
+
+Both receive the same record per processed frame (see :func:`frame_record`). A failing
+output is logged and counted; it never stops the pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edge_image.config import MqttConfig
+
+log = logging.getLogger(__name__)
+
+
+def frame_record(
+    *,
+    frame: int,
+    timestamp: float,
+    model: str,
+    backend: str,
+    width: int,
+    height: int,
+    detections: list[dict[str, object]],
+    latency_ms: dict[str, float],
+) -> dict[str, Any]:
+    """The JSON document for one frame (also what ``/api/detections`` returns).
+
+    >>> sorted(frame_record(frame=1, timestamp=0.0, model="m 1", backend="opencv", width=4, height=3,
+    ...                     detections=[], latency_ms={}))
+    ['backend', 'detections', 'frame', 'height', 'latency_ms', 'model', 'timestamp', 'width']
+    """
+    return {
+        "frame": frame,
+        "timestamp": round(timestamp, 3),
+        "model": model,
+        "backend": backend,
+        "width": width,
+        "height": height,
+        "detections": detections,
+        "latency_ms": {k: round(v, 3) for k, v in latency_ms.items()},
+    }
+
+
+class JsonlLog:
+    """Append one JSON line per frame that has detections; the file is opened line-buffered."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._handle = path.open("a", encoding="utf-8", buffering=1)
+
+    def write(self, record: dict[str, Any]) -> None:
+        if record["detections"]:
+            self._handle.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _paho_client(client_id: str) -> Any:
+    import paho.mqtt.client as mqtt
+
+    return mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+
+
+class MqttPublisher:
+    """Publish each record as JSON to ``config.topic``; connects in the background, reconnects itself.
+
+    ``client_factory(client_id)`` returns a paho-compatible client (tests pass a fake).
+    """
+
+    def __init__(self, config: MqttConfig, client_factory: Callable[[str], Any] = _paho_client) -> None:
+        self.config = config
+        self.client = client_factory(config.client_id or f"edge-image-{os.getpid()}")
+        if config.username:
+            self.client.username_pw_set(config.username, config.password or None)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.connected = threading.Event()
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.connect_async(config.host, config.port, keepalive=30)
+        self.client.loop_start()
+
+    def _on_connect(
+        self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any = None
+    ) -> None:
+        if getattr(reason, "is_failure", False):
+            log.warning("mqtt %s:%d refused the connection: %s", self.config.host, self.config.port, reason)
+            return
+        self.connected.set()
+        log.info("mqtt connected to %s:%d", self.config.host, self.config.port)
+
+    def _on_disconnect(
+        self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any = None
+    ) -> None:
+        self.connected.clear()
+
+    def payload(self, record: dict[str, Any]) -> bytes | None:
+        """Bytes to publish for ``record``, or None when it is skipped (no detections)."""
+        if self.config.only_with_detections and not record["detections"]:
+            return None
+        return json.dumps(record, separators=(",", ":")).encode("utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        payload = self.payload(record)
+        if payload is not None and self.connected.is_set():
+            self.client.publish(self.config.topic, payload, qos=self.config.qos)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -1,0 +1,131 @@
+"""``serve``: wire config → pipeline thread + aiohttp server, systemd notify/watchdog, SIGTERM.
+
+Exit codes: 0 after SIGTERM/SIGINT (graceful: the current frame finishes, the device is
+released, then the server stops), 2 for a bad config or a refused model at start-up,
+1 when the pipeline crashed (systemd ``Restart=on-failure`` restarts the service).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from edge_image import sdnotify
+from edge_image.config import ServiceConfig
+from edge_image.errors import UserError
+from edge_image.metrics import Metrics
+from edge_image.outputs import JsonlLog, MqttPublisher
+from edge_image.pipeline import Pipeline
+from edge_image.server import FrameHub, make_app
+
+log = logging.getLogger(__name__)
+
+
+def make_outputs(config: ServiceConfig) -> list[Any]:
+    """The configured detection outputs (JSONL log, MQTT)."""
+    outputs: list[Any] = []
+    if config.outputs.jsonl is not None:
+        outputs.append(JsonlLog(config.outputs.jsonl))
+    if config.outputs.mqtt is not None:
+        outputs.append(MqttPublisher(config.outputs.mqtt))
+    return outputs
+
+
+async def _watchdog(pipeline: Pipeline, interval: float, stop: asyncio.Event) -> None:
+    """Ping systemd while the pipeline thread's heartbeat is fresh (or its finite source has ended);
+    a hung loop stops the pings and systemd restarts the service."""
+    while not stop.is_set():
+        if time.monotonic() - pipeline.heartbeat < 2 * interval or pipeline.status.state == "ended":
+            sdnotify.notify("WATCHDOG=1")
+        else:
+            log.error(
+                "pipeline heartbeat is %.0f s old: withholding the watchdog ping",
+                time.monotonic() - pipeline.heartbeat,
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+
+
+async def serve(
+    config: ServiceConfig,
+    pipeline: Pipeline | None = None,
+    *,
+    stop: asyncio.Event | None = None,
+    on_started: Callable[[int], None] | None = None,
+) -> int:
+    """Run until SIGTERM/SIGINT (or ``stop`` is set); returns the process exit code.
+
+    ``pipeline`` and ``stop`` let a caller (tests, an embedding program) supply its own;
+    ``on_started(port)`` is called once HTTP is listening.
+    """
+    metrics = pipeline.metrics if pipeline is not None else Metrics()
+    if pipeline is None:
+        pipeline = Pipeline(config, metrics, outputs=make_outputs(config))
+    loop = asyncio.get_running_loop()
+    if pipeline.bundle is None:
+        await loop.run_in_executor(None, pipeline.load_initial)
+    hub = FrameHub(loop)
+    pipeline.on_frame = hub.publish_threadsafe
+    pipeline.want_jpeg = lambda: hub.viewers > 0
+    runner = web.AppRunner(
+        make_app(config, pipeline, hub, metrics), handle_signals=False, shutdown_timeout=2.0
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, config.server.host, config.server.port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        pipeline.close()
+        raise UserError(
+            f"{config.path}: server.port: cannot listen on "
+            f"{config.server.host}:{config.server.port}: {exc.strerror}"
+        ) from exc
+    port = runner.addresses[0][1] if runner.addresses else config.server.port
+    log.info("serving http://%s:%d/ (source: %s)", config.server.host, port, config.source.describe())
+
+    stop = stop or asyncio.Event()
+    crashed: list[BaseException] = []
+
+    def run_pipeline() -> None:
+        try:
+            pipeline.run()
+        except BaseException as exc:
+            log.exception("pipeline crashed")
+            crashed.append(exc)
+            loop.call_soon_threadsafe(stop.set)
+
+    signals = threading.current_thread() is threading.main_thread()
+    if signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    thread = threading.Thread(target=run_pipeline, name="pipeline", daemon=True)
+    thread.start()
+    if on_started is not None:
+        on_started(port)
+    sdnotify.notify(f"READY=1\nSTATUS=serving {pipeline.status.model} on {pipeline.status.backend}")
+    interval = sdnotify.watchdog_interval()
+    watchdog = asyncio.create_task(_watchdog(pipeline, interval, stop)) if interval else None
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        sdnotify.notify("STOPPING=1")
+        pipeline.stop()
+        await loop.run_in_executor(None, thread.join, 30.0)
+        pipeline.close()
+        if watchdog is not None:
+            await watchdog
+        await runner.cleanup()
+        if signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+    return 1 if crashed else 0
