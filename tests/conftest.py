@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.data",
     "tests.fixtures.training",
     "tests.fixtures.bundle",
+    "tests.fixtures.cdk",
 ]

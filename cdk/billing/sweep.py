@@ -1,0 +1,226 @@
+"""Find and delete what still bills in a region, by the project's tags.
+
+Billable leftovers: instances not terminated, EBS volumes, snapshots, Elastic IPs, open/active spot
+requests, network interfaces. ``find_leftovers`` only reads; ``delete_leftovers`` removes them in
+dependency order (spot requests, instances, addresses, interfaces, volumes, snapshots).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cdk.billing.prices import (
+    PUBLIC_IPV4_USD_PER_HOUR,
+    hourly_instance_usd,
+    hourly_snapshot_usd,
+    hourly_volume_usd,
+)
+
+LIVE_INSTANCE_STATES = ["pending", "running", "shutting-down", "stopping", "stopped"]
+DELETE_ORDER = ["spot-request", "instance", "elastic-ip", "network-interface", "volume", "snapshot"]
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """One billable resource: ``kind`` (see DELETE_ORDER), ``id``, ``state``, ``since`` (creation or
+    launch time), ``detail`` (type/size), ``usd_per_hour`` (None when not in the price table)."""
+
+    kind: str
+    id: str
+    state: str
+    since: datetime | None
+    detail: str
+    usd_per_hour: float | None
+    raw: dict[str, Any]
+
+
+def tag_filters(tags: dict[str, str]) -> list[dict[str, Any]]:
+    """EC2 ``Filters`` matching every tag in ``tags``.
+
+    >>> tag_filters({"Project": "edgeyolo"})
+    [{'Name': 'tag:Project', 'Values': ['edgeyolo']}]
+    """
+    return [{"Name": f"tag:{k}", "Values": [v]} for k, v in tags.items()]
+
+
+def _name_tag(item: dict[str, Any]) -> str:
+    return next((t["Value"] for t in item.get("Tags", []) if t["Key"] == "Name"), "")
+
+
+def find_instances(ec2: Any, tags: dict[str, str]) -> list[Leftover]:
+    """Tagged instances that are not terminated."""
+    filters = [*tag_filters(tags), {"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES}]
+    found = []
+    for page in ec2.get_paginator("describe_instances").paginate(Filters=filters):
+        for reservation in page["Reservations"]:
+            for inst in reservation["Instances"]:
+                state = inst["State"]["Name"]
+                running = state in ("pending", "running")
+                found.append(
+                    Leftover(
+                        kind="instance",
+                        id=inst["InstanceId"],
+                        state=state,
+                        since=inst.get("LaunchTime"),
+                        detail=" ".join(filter(None, [inst["InstanceType"], _name_tag(inst)])),
+                        usd_per_hour=hourly_instance_usd(inst["InstanceType"]) if running else 0.0,
+                        raw=inst,
+                    )
+                )
+    return found
+
+
+def find_leftovers(ec2: Any, tags: dict[str, str]) -> list[Leftover]:
+    """Every tagged billable resource in the client's region, in DELETE_ORDER."""
+    filters = tag_filters(tags)
+    found: list[Leftover] = []
+    requests = ec2.describe_spot_instance_requests(
+        Filters=[*filters, {"Name": "state", "Values": ["open", "active"]}]
+    )["SpotInstanceRequests"]
+    for req in requests:
+        found.append(
+            Leftover(
+                kind="spot-request",
+                id=req["SpotInstanceRequestId"],
+                state=req["State"],
+                since=req.get("CreateTime"),
+                detail=req.get("LaunchSpecification", {}).get("InstanceType", ""),
+                usd_per_hour=0.0,
+                raw=req,
+            )
+        )
+    found += find_instances(ec2, tags)
+    for addr in ec2.describe_addresses(Filters=filters)["Addresses"]:
+        found.append(
+            Leftover(
+                kind="elastic-ip",
+                id=addr["AllocationId"],
+                state="associated" if addr.get("AssociationId") else "unassociated",
+                since=None,
+                detail=addr.get("PublicIp", ""),
+                usd_per_hour=PUBLIC_IPV4_USD_PER_HOUR,
+                raw=addr,
+            )
+        )
+    for page in ec2.get_paginator("describe_network_interfaces").paginate(Filters=filters):
+        for eni in page["NetworkInterfaces"]:
+            found.append(
+                Leftover(
+                    kind="network-interface",
+                    id=eni["NetworkInterfaceId"],
+                    state=eni["Status"],
+                    since=None,
+                    detail=eni.get("Description", ""),
+                    usd_per_hour=0.0,
+                    raw=eni,
+                )
+            )
+    for page in ec2.get_paginator("describe_volumes").paginate(Filters=filters):
+        for vol in page["Volumes"]:
+            found.append(
+                Leftover(
+                    kind="volume",
+                    id=vol["VolumeId"],
+                    state=vol["State"],
+                    since=vol.get("CreateTime"),
+                    detail=f"{vol['Size']} GiB {vol['VolumeType']}",
+                    usd_per_hour=hourly_volume_usd(vol["Size"], vol["VolumeType"]),
+                    raw=vol,
+                )
+            )
+    for page in ec2.get_paginator("describe_snapshots").paginate(OwnerIds=["self"], Filters=filters):
+        for snap in page["Snapshots"]:
+            found.append(
+                Leftover(
+                    kind="snapshot",
+                    id=snap["SnapshotId"],
+                    state=snap["State"],
+                    since=snap.get("StartTime"),
+                    detail=f"of {snap.get('VolumeSize', '?')} GiB volume",
+                    usd_per_hour=hourly_snapshot_usd(snap.get("VolumeSize", 0)),
+                    raw=snap,
+                )
+            )
+    return found
+
+
+def wait_until(done: Callable[[], bool], what: str, timeout: float, poll: float = 2.0) -> bool:
+    """Poll ``done`` until it is true or ``timeout`` seconds pass, printing elapsed time; True if done."""
+    start = time.monotonic()
+    while not done():
+        elapsed = time.monotonic() - start
+        if elapsed > timeout:
+            print(f"  {what}: still not done after {elapsed:.0f} s", file=sys.stderr)
+            return False
+        print(f"  {what}: {elapsed:.0f} s / up to {timeout:.0f} s", file=sys.stderr)
+        time.sleep(min(poll * (1 + elapsed / 30), 15.0))
+    return True
+
+
+def _by_kind(items: Iterable[Leftover], kind: str) -> list[Leftover]:
+    return [x for x in items if x.kind == kind]
+
+
+def delete_leftovers(ec2: Any, leftovers: list[Leftover], timeout: float) -> list[str]:
+    """Delete ``leftovers`` in dependency order; returns one line per failure (empty when all went)."""
+    from botocore.exceptions import ClientError
+
+    failures: list[str] = []
+
+    def attempt(item: Leftover, action: Callable[[], object]) -> None:
+        try:
+            action()
+            print(f"  deleted {item.kind} {item.id}", file=sys.stderr)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            if error.get("Code", "").endswith("NotFound"):  # went with its instance
+                print(f"  {item.kind} {item.id} already gone", file=sys.stderr)
+                return
+            failures.append(f"{item.kind} {item.id}: {error.get('Message', exc)}")
+
+    requests = _by_kind(leftovers, "spot-request")
+    if requests:
+        ids = [r.id for r in requests]
+        ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=ids)
+        print(f"  cancelled spot requests {', '.join(ids)}", file=sys.stderr)
+    instances = [i.id for i in _by_kind(leftovers, "instance")]
+    if instances:
+        ec2.terminate_instances(InstanceIds=instances)
+        print(f"  terminating {', '.join(instances)}", file=sys.stderr)
+
+        def all_terminated() -> bool:
+            reservations = ec2.describe_instances(InstanceIds=instances)["Reservations"]
+            states = {i["State"]["Name"] for r in reservations for i in r["Instances"]}
+            return states <= {"terminated"}
+
+        if not wait_until(all_terminated, "waiting for instances to terminate", timeout):
+            failures.append(f"instances {', '.join(instances)}: not terminated after {timeout:.0f} s")
+    for addr in _by_kind(leftovers, "elastic-ip"):
+        if addr.raw.get("AssociationId"):
+            attempt(addr, lambda a=addr: ec2.disassociate_address(AssociationId=a.raw["AssociationId"]))
+        attempt(addr, lambda a=addr: ec2.release_address(AllocationId=a.id))
+    for eni in _by_kind(leftovers, "network-interface"):
+        attempt(eni, lambda e=eni: ec2.delete_network_interface(NetworkInterfaceId=e.id))
+    for vol in _by_kind(leftovers, "volume"):
+        attempt(vol, lambda v=vol: ec2.delete_volume(VolumeId=v.id))
+    for snap in _by_kind(leftovers, "snapshot"):
+        attempt(snap, lambda s=snap: ec2.delete_snapshot(SnapshotId=s.id))
+    return failures
+
+
+def leftover_rows(leftovers: list[Leftover]) -> list[list[str]]:
+    """Table rows: kind, id, state, since, detail, $/h."""
+    rows = []
+    for item in leftovers:
+        since = item.since.strftime("%Y-%m-%d %H:%M UTC") if item.since else ""
+        cost = "n/a" if item.usd_per_hour is None else f"{item.usd_per_hour:.4f}"
+        rows.append([item.kind, item.id, item.state, since, item.detail, cost])
+    return rows
+
+
+LEFTOVER_HEADERS = ["kind", "id", "state", "since", "detail", "$/h"]

@@ -1,0 +1,271 @@
+"""Template assertions on properties (never logical ids), for the cdk.json configuration and for a
+variant with every optional feature on."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk.assertions import Match, Template
+
+from cdk.edgeyolo_cdk.config import DEFAULT_AMI_SSM_PARAMETER
+from tests.fixtures.cdk import Synthesized
+
+PROJECT_TAGS = [{"Key": "Project", "Value": "edgeyolo"}, {"Key": "Stage", "Value": "dev"}]
+TAGGABLE = {
+    "AWS::S3::Bucket",
+    "AWS::EC2::VPC",
+    "AWS::EC2::Subnet",
+    "AWS::EC2::RouteTable",
+    "AWS::EC2::InternetGateway",
+    "AWS::EC2::SecurityGroup",
+    "AWS::EC2::Instance",
+    "AWS::IAM::Role",
+    "AWS::CloudWatch::Alarm",
+}
+
+
+def _template(synth: Synthesized, suffix: str) -> Template:
+    return Template.from_json(synth.template(suffix))
+
+
+def test_stack_names_and_outputs(synthesized: Synthesized) -> None:
+    assert sorted(synthesized.templates) == ["EdgeYolo-dev-Artifacts", "EdgeYolo-dev-Training"]
+    training = _template(synthesized, "-Training")
+    training.has_output("GpuArch", {"Value": "7.0"})
+    training.has_output("GpuSm", {"Value": "sm_70"})
+    training.has_output("Region", {"Value": "us-east-1"})
+    training.has_output("InstanceId", {"Value": {"Ref": Match.any_value()}})
+    training.has_output("BucketName", {"Value": {"Fn::ImportValue": Match.string_like_regexp("Artifacts")}})
+    _template(synthesized, "-Artifacts").has_output("BucketName", {"Value": {"Ref": Match.any_value()}})
+
+
+def test_artifact_bucket_is_versioned_encrypted_private_retained(synthesized: Synthesized) -> None:
+    artifacts = _template(synthesized, "-Artifacts")
+    artifacts.resource_count_is("AWS::S3::Bucket", 2)
+    artifacts.has_resource(
+        "AWS::S3::Bucket",
+        {
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": Match.object_like(
+                {
+                    "VersioningConfiguration": {"Status": "Enabled"},
+                    "BucketEncryption": {
+                        "ServerSideEncryptionConfiguration": [
+                            {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+                        ]
+                    },
+                    "PublicAccessBlockConfiguration": {
+                        "BlockPublicAcls": True,
+                        "BlockPublicPolicy": True,
+                        "IgnorePublicAcls": True,
+                        "RestrictPublicBuckets": True,
+                    },
+                    "LoggingConfiguration": {
+                        "DestinationBucketName": {"Ref": Match.any_value()},
+                        "LogFilePrefix": "artifacts/",
+                    },
+                    "LifecycleConfiguration": {
+                        "Rules": [
+                            Match.object_like(
+                                {
+                                    "NoncurrentVersionExpiration": {
+                                        "NoncurrentDays": 30,
+                                        "NewerNoncurrentVersions": 3,
+                                    },
+                                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+                                    "Status": "Enabled",
+                                }
+                            )
+                        ]
+                    },
+                    "Tags": Match.array_with(PROJECT_TAGS),
+                }
+            ),
+        },
+    )
+    # Both buckets deny plain HTTP.
+    policies = artifacts.find_resources("AWS::S3::BucketPolicy")
+    assert len(policies) == 2
+    for policy in policies.values():
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in statements
+        )
+    artifacts.resource_count_is("AWS::Budgets::Budget", 0)
+    artifacts.resource_count_is("Custom::S3AutoDeleteObjects", 0)
+
+
+def test_training_host_properties(synthesized: Synthesized) -> None:
+    training = _template(synthesized, "-Training")
+    training.resource_count_is("AWS::EC2::Instance", 1)
+    training.has_resource_properties(
+        "AWS::EC2::Instance",
+        {
+            "InstanceType": "p3.2xlarge",
+            "Monitoring": True,
+            "PropagateTagsToVolumeOnCreation": True,
+            "BlockDeviceMappings": [
+                {
+                    "DeviceName": "/dev/sda1",
+                    "Ebs": {
+                        "DeleteOnTermination": True,
+                        "Encrypted": True,
+                        "VolumeSize": 150,
+                        "VolumeType": "gp3",
+                    },
+                }
+            ],
+            "ImageId": {"Ref": Match.any_value()},
+            "LaunchTemplate": {"LaunchTemplateId": {"Ref": Match.any_value()}, "Version": Match.any_value()},
+            "Tags": Match.array_with([*PROJECT_TAGS[:1], {"Key": "Role", "Value": "training-host"}]),
+            "NetworkInterfaces": [
+                Match.object_like(
+                    {"DeviceIndex": "0", "AssociatePublicIpAddress": True, "DeleteOnTermination": True}
+                )
+            ],
+        },
+    )
+    # The AMI comes from the DLAMI SSM public parameter, resolved by CloudFormation.
+    params = training.find_parameters("*", {"Type": "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"})
+    assert [p["Default"] for p in params.values()] == [DEFAULT_AMI_SSM_PARAMETER]
+    # One launch template: IMDSv2, no spot, and tags for what the instance launches.
+    training.resource_count_is("AWS::EC2::LaunchTemplate", 1)
+    template = next(iter(training.find_resources("AWS::EC2::LaunchTemplate").values()))
+    data = template["Properties"]["LaunchTemplateData"]
+    assert data["MetadataOptions"]["HttpTokens"] == "required"
+    assert "InstanceMarketOptions" not in data
+    assert [spec["ResourceType"] for spec in data["TagSpecifications"]] == ["network-interface"]
+    assert {"Key": "Project", "Value": "edgeyolo"} in data["TagSpecifications"][0]["Tags"]
+    # No ingress at all by default: access is through SSM Session Manager.
+    training.has_resource_properties("AWS::EC2::SecurityGroup", {"SecurityGroupIngress": Match.absent()})
+    training.resource_count_is("AWS::EC2::SecurityGroupIngress", 0)
+    training.resource_count_is("AWS::EC2::NatGateway", 0)
+
+
+def test_role_has_ssm_core_and_the_bucket_only(synthesized: Synthesized) -> None:
+    training = _template(synthesized, "-Training")
+    roles = training.find_resources("AWS::IAM::Role")
+    assert len(roles) == 1
+    (role,) = roles.values()
+    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "ec2.amazonaws.com"
+    }
+    managed = json.dumps(role["Properties"]["ManagedPolicyArns"])
+    assert "AmazonSSMManagedInstanceCore" in managed
+    assert len(role["Properties"]["ManagedPolicyArns"]) == 1
+    (policy,) = training.find_resources("AWS::IAM::Policy").values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    actions = {a for s in statements for a in s["Action"]}
+    assert "s3:PutObject" in actions and "s3:GetObject*" in actions
+    assert all(a.startswith("s3:") for a in actions)
+    for statement in statements:
+        for resource in statement["Resource"]:
+            assert "ArtifactsBucket" in json.dumps(resource), resource
+
+
+def test_idle_alarm_stops_the_instance(synthesized: Synthesized) -> None:
+    training = _template(synthesized, "-Training")
+    training.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "Namespace": "AWS/EC2",
+            "MetricName": "CPUUtilization",
+            "Dimensions": [{"Name": "InstanceId", "Value": {"Ref": Match.any_value()}}],
+            "ComparisonOperator": "LessThanThreshold",
+            "Threshold": 5,
+            "Period": 300,
+            "EvaluationPeriods": 12,
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": [
+                {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":automate:us-east-1:ec2:stop"]]}
+            ],
+        },
+    )
+
+
+def test_every_taggable_resource_carries_project_and_stage(synthesized: Synthesized) -> None:
+    seen = set()
+    for name, template in synthesized.templates.items():
+        stage = name.split("-")[1]
+        for resource in template["Resources"].values():
+            if resource["Type"] not in TAGGABLE:
+                continue
+            seen.add(resource["Type"])
+            tags = {t["Key"]: t["Value"] for t in resource["Properties"]["Tags"]}
+            assert (tags["Project"], tags["Stage"]) == ("edgeyolo", stage), resource["Type"]
+    assert seen == TAGGABLE
+
+
+def test_variant_spot_ssh_budget_throwaway(synthesized_variant: Synthesized) -> None:
+    synth = synthesized_variant
+    assert sorted(synth.templates) == ["EdgeYolo-scratch-Artifacts", "EdgeYolo-scratch-Training"]
+    training = _template(synth, "-Training")
+    training.has_output("GpuArch", {"Value": "7.5"})
+    training.has_output("GpuSm", {"Value": "sm_75"})
+    training.has_resource_properties(
+        "AWS::EC2::Instance",
+        {
+            "InstanceType": "g4dn.xlarge",
+            "ImageId": "ami-0123456789abcdef0",
+            "KeyName": "edgeyolo-key",
+            "BlockDeviceMappings": [Match.object_like({"Ebs": Match.object_like({"VolumeSize": 200})})],
+        },
+    )
+    assert training.find_parameters("*", {"Type": "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"}) == {}
+    training.has_resource_properties(
+        "AWS::EC2::LaunchTemplate",
+        {
+            "LaunchTemplateData": Match.object_like(
+                {
+                    "MetadataOptions": Match.object_like({"HttpTokens": "required"}),
+                    "TagSpecifications": [
+                        Match.object_like({"ResourceType": "network-interface"}),
+                        Match.object_like({"ResourceType": "spot-instances-request"}),
+                    ],
+                    "InstanceMarketOptions": {
+                        "MarketType": "spot",
+                        "SpotOptions": {
+                            "InstanceInterruptionBehavior": "stop",
+                            "MaxPrice": "0.3",
+                            "SpotInstanceType": "persistent",
+                        },
+                    },
+                }
+            )
+        },
+    )
+    training.has_resource_properties(
+        "AWS::EC2::SecurityGroup",
+        {
+            "SecurityGroupIngress": [
+                Match.object_like(
+                    {"CidrIp": "203.0.113.0/24", "FromPort": 22, "ToPort": 22, "IpProtocol": "tcp"}
+                )
+            ]
+        },
+    )
+    training.has_resource_properties("AWS::CloudWatch::Alarm", {"EvaluationPeriods": 6})
+    artifacts = _template(synth, "-Artifacts")
+    artifacts.has_resource("AWS::S3::Bucket", {"DeletionPolicy": "Delete", "UpdateReplacePolicy": "Delete"})
+    artifacts.resource_count_is("Custom::S3AutoDeleteObjects", 2)
+    artifacts.has_resource_properties(
+        "AWS::Budgets::Budget",
+        {
+            "Budget": {
+                "BudgetName": "edgeyolo-scratch-monthly",
+                "BudgetType": "COST",
+                "TimeUnit": "MONTHLY",
+                "BudgetLimit": {"Amount": 50, "Unit": "USD"},
+            },
+            "NotificationsWithSubscribers": Match.array_with(
+                [
+                    {
+                        "Notification": Match.object_like({"NotificationType": "ACTUAL", "Threshold": 80}),
+                        "Subscribers": [{"Address": "ops@example.com", "SubscriptionType": "EMAIL"}],
+                    }
+                ]
+            ),
+        },
+    )
