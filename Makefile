@@ -12,9 +12,9 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # Debian packages the tests and the demo use (installed when running as root).
-APT_PACKAGES := dpkg-dev build-essential libgl1 libglib2.0-0 chromium debootstrap rsync
+APT_PACKAGES := dpkg-dev build-essential libgl1 libglib2.0-0 chromium debootstrap rsync systemd
 
-.PHONY: help setup venv node apt darknet lint test test-fast clean
+.PHONY: help setup venv node apt darknet lint test test-fast bench clean
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -44,13 +44,16 @@ node_modules/.stamp: package.json package-lock.json
 
 node: node_modules/.stamp ## install the pinned AWS CDK CLI
 
-# Real darknet (pjreddie 61c9d02e, Debian's source package), built with OpenMP for the CPU.
-$(DARKNET_BIN): | $(CACHE)/apt.stamp
+# Real darknet (pjreddie 61c9d02e, Debian's source package), built with OpenMP for the CPU, plus
+# our patch: upstream's CPU backward_region_layer is commented out, so YOLOv2 cannot learn on CPU.
+DARKNET_PATCHES := $(sort $(wildcard training_scripts/darknet/patches/*.patch))
+$(DARKNET_BIN): $(DARKNET_PATCHES) | $(CACHE)/apt.stamp
 	@mkdir -p $(DARKNET_DIR)
 	rm -rf $(DARKNET_DIR)/src && mkdir -p $(DARKNET_DIR)/src
 	cd $(DARKNET_DIR)/src && apt-get source -q darknet >/dev/null
+	for p in $(DARKNET_PATCHES); do patch -s -d $$(ls -d $(DARKNET_DIR)/src/darknet-*/) -p1 < $$p || exit 1; done
 	$(MAKE) -C $$(ls -d $(DARKNET_DIR)/src/darknet-*/) -j$$(nproc) OPENMP=1 OPTS="-Ofast -march=native" >$(DARKNET_DIR)/build.log 2>&1
-	cp $$(ls -d $(DARKNET_DIR)/src/darknet-*/)darknet $@
+	cp $$(ls -d $(DARKNET_DIR)/src/darknet-*/)darknet $@.tmp && mv -f $@.tmp $@
 
 darknet: $(DARKNET_BIN) ## build CPU darknet from Debian's source package
 
@@ -66,5 +69,59 @@ test: setup lint ## lint + the whole test suite (what CI runs)
 test-fast: setup ## tests without the slow end-to-end ones
 	DARKNET_BIN=$(CURDIR)/$(DARKNET_BIN) $(VENV)/bin/pytest -m "not slow"
 
+BENCH_OUT ?= bench_out
+bench: setup ## one-run benchmark table (sgemm, export, edge FPS vs darknet, decode, evaluation) → $(BENCH_OUT)/bench.md
+	DARKNET_BIN=$(CURDIR)/$(DARKNET_BIN) $(PY) -m training_scripts bench --out $(BENCH_OUT) $(BENCH_ARGS)
+
 clean: ## remove build outputs (keeps .venv)
 	rm -rf $(CACHE)/darknet cdk.out .pytest_cache .ruff_cache
+
+# Edge nodes (ansible/edge.yml). Default: this machine as the only node (the demo); for the
+# Raspberry Pi fleet: make edge EDGE_INVENTORY=ansible/inventories/pis.yml
+EDGE_INVENTORY ?= ansible/inventories/edge-local.yml
+EDGE_ARGS ?=
+.PHONY: edge
+edge: venv ## deploy the edge service with ansible/edge.yml (EDGE_INVENTORY, EDGE_BUNDLE, EDGE_VIDEO)
+	ANSIBLE_CONFIG=$(CURDIR)/ansible/ansible.cfg $(VENV)/bin/ansible-playbook -i $(EDGE_INVENTORY) ansible/edge.yml $(EDGE_ARGS)
+
+# --- AWS: CDK stacks, teardown, status (cdk/README.md). Extra CDK flags: CDK_ARGS="-c stage=exp1". ---
+CDK := node_modules/.bin/cdk
+CDK_ARGS ?=
+TEARDOWN_ARGS ?=
+STATUS_ARGS ?=
+.PHONY: synth deploy destroy teardown status
+
+synth: venv node ## synthesize both stacks into cdk.out + cdk-nag report (no AWS credentials needed)
+	$(CDK) synth --quiet $(CDK_ARGS)
+
+deploy: venv node ## cdk deploy --all with the pinned CLI (credentials, bootstrapped account)
+	$(CDK) deploy --all --require-approval broadening $(CDK_ARGS)
+
+destroy: venv node ## cdk destroy --all (the artifact bucket is retained unless the stage is throwaway)
+	$(CDK) destroy --all $(CDK_ARGS)
+
+teardown: venv ## stop GPU billing: sync checkpoints, delete the training stack, sweep by tags (TEARDOWN_ARGS=--help)
+	$(PY) -m cdk.billing.teardown $(TEARDOWN_ARGS)
+
+status: venv ## what is running, since when, and its hourly cost (STATUS_ARGS=--help)
+	$(PY) -m cdk.billing.status $(STATUS_ARGS)
+
+# Training host (ansible/train.yml). TRAIN_INVENTORY=local (this machine, CPU smoke run; the
+# default) or aws (the CDK stack's GPU host via SSM; EDGEYOLO_STAGE, AWS_REGION,
+# EDGEYOLO_DATASET_SHA256, EDGEYOLO_PRETRAINED_SHA256). TRAIN_ARGS go to ansible-playbook.
+TRAIN_INVENTORY ?= local
+TRAIN_ARGS ?=
+TRAIN_PLAYBOOK := ANSIBLE_CONFIG=$(CURDIR)/ansible/ansible.cfg $(VENV)/bin/ansible-playbook -i ansible/inventories/$(TRAIN_INVENTORY) ansible/train.yml
+
+.PHONY: train train-status ansible-collections ansible-lint
+ansible-collections: venv ## check the pinned Ansible collections (bundled in the ansible package; no Galaxy)
+	$(PY) ansible/check_collections.py
+
+ansible-lint: venv ansible-collections ## ansible-lint --profile production over ansible/ and roles/
+	ANSIBLE_CONFIG=$(CURDIR)/ansible/ansible.cfg $(VENV)/bin/ansible-lint -c ansible/.ansible-lint ansible roles
+
+train: venv apt ansible-collections ## build darknet, prepare data, train, select, export, publish (TRAIN_INVENTORY, TRAIN_ARGS)
+	$(TRAIN_PLAYBOOK) $(TRAIN_ARGS)
+
+train-status: venv ## iteration, loss, ETA and loss plot of the current training run (TRAIN_INVENTORY)
+	$(TRAIN_PLAYBOOK) --tags train-status $(TRAIN_ARGS)

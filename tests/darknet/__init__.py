@@ -1,0 +1,1 @@
+"""Tests of training_scripts.darknet against the real darknet."""
