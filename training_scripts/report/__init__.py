@@ -1,0 +1,1 @@
+"""``report.html``: a self-contained model card (pictures embedded as base64)."""

@@ -1,0 +1,1 @@
+"""Training with real darknet: segmented driver, log parsing, metrics.csv, loss plot."""
