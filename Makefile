@@ -69,6 +69,35 @@ test: setup lint ## lint + the whole test suite (what CI runs)
 test-fast: setup ## tests without the slow end-to-end ones
 	DARKNET_BIN=$(CURDIR)/$(DARKNET_BIN) $(VENV)/bin/pytest -m "not slow"
 
+# The embedded default, end to end on this machine: synthetic logos, darknet built from Debian's
+# source through the role, real CPU training, selection, export, publish (ansible/train.yml with the
+# local inventory), then the edge service on a synthetic video (ansible/edge.yml, OpenVINO CPU).
+DEMO_OUT ?= $(CURDIR)/demo_out
+DEMO_IMAGES ?= 500
+DEMO_MAX_BATCHES ?= 1500
+DEMO_MAX_MINUTES ?= 10
+DEMO_PORT ?= 8090
+DEMO_TRAIN_VARS = -e edgeyolo_root=$(DEMO_OUT)/train -e dataset_synth_images=$(DEMO_IMAGES) \
+	-e dataset_synth_size=128x128 -e dataset_split=70,15,15 -e train_max_batches=$(DEMO_MAX_BATCHES) \
+	-e train_segment=150 -e train_max_minutes=$(DEMO_MAX_MINUTES)
+DEMO_PUBLISHED = $(DEMO_OUT)/train/published/yolov2-tiny-edgeyolo/latest.json
+.PHONY: demo demo-train demo-edge
+demo: ## the whole pipeline locally (~20 min on 2 cores): train, select, export, serve; prints mAP, FPS, URL
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory demo-train demo-edge && \
+	$(PY) -m training_scripts summary --published $(DEMO_PUBLISHED) --edge-url http://127.0.0.1:$(DEMO_PORT) \
+	  --json $(DEMO_OUT)/summary.json && \
+	echo "demo: done in $$(( $$(date +%s) - start )) s; live page: http://127.0.0.1:$(DEMO_PORT)/"
+
+demo-train: venv apt ansible-collections ## demo part 1: ansible/train.yml on this machine (DEMO_* knobs)
+	$(TRAIN_PLAYBOOK) $(DEMO_TRAIN_VARS) $(TRAIN_ARGS)
+
+demo-edge: venv ## demo part 2: synthetic video + ansible/edge.yml with the published bundle
+	$(PY) -m training_scripts synth --out $(DEMO_OUT)/video-src --classes 3 --images 4 --seed 1 \
+	  --video $(DEMO_OUT)/video.mp4 --frames 300
+	EDGE_BUNDLE=$$($(PY) -c 'import json,sys; print(json.load(open(sys.argv[1]))["path"])' $(DEMO_PUBLISHED)) \
+	EDGE_VIDEO=$(DEMO_OUT)/video.mp4 EDGE_PORT=$(DEMO_PORT) $(MAKE) --no-print-directory edge
+
 BENCH_OUT ?= bench_out
 bench: setup ## one-run benchmark table (sgemm, export, edge FPS vs darknet, decode, evaluation) → $(BENCH_OUT)/bench.md
 	DARKNET_BIN=$(CURDIR)/$(DARKNET_BIN) $(PY) -m training_scripts bench --out $(BENCH_OUT) $(BENCH_ARGS)

@@ -28,6 +28,7 @@ COMMANDS: tuple[str, ...] = (
     "report",
     "export",
     "bench",
+    "summary",
 )
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ansible.runner import ANSIBLE_DIR, PlaybookRun, run_playbook
+from tests.ansible.runner import ANSIBLE_DIR, REPO, PlaybookRun, run_playbook
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -78,6 +78,14 @@ def test_darknet_built_from_debian_source_through_the_role(runs: TwoRuns) -> Non
     # pjreddie's Makefile has no CUDNN_HALF/AVX/LIBSO: they are not passed
     assert not any(arg.split("=")[0] in ("CUDNN_HALF", "AVX", "LIBSO") for arg in stamp["make"])
     assert list((darknet / "debian").glob("darknet_*.dsc"))
+    # the local inventory's CPU region-backward patch is applied and fingerprinted
+    (region_c,) = (darknet / "debian").glob("darknet_*/src/region_layer.c")
+    assert "CPU twin of backward_region_layer_gpu" in region_c.read_text(encoding="utf-8")
+    patch = REPO / "training_scripts/darknet/patches/region-cpu-backward.patch"
+    # ansible's file lookup strips the trailing newline before hashing
+    assert stamp["patches"] == [
+        hashlib.sha256(patch.read_text(encoding="utf-8").rstrip().encode()).hexdigest()
+    ]
     assert (darknet / "bin" / "darknet").stat().st_size > 100_000
 
 

@@ -152,8 +152,9 @@ def test_raw_output_and_boxes_match_darknet(
 
 
 def test_well_scaled_model_meets_the_absolute_tolerances(model_export: ModelExport, tmp_path: Path) -> None:
-    """The CI checkpoint's raw outputs are huge (24 iterations from scratch: darknet's rolling
-    variances are still far below the true ones), so its parity tolerances scale with them.
+    """The CI checkpoint's raw outputs can be large (a few hundred iterations from scratch:
+    darknet's rolling variances are still below the true ones), so its parity tolerances scale
+    with them.
     Random weights with settled batch-norm statistics give outputs within ±10, where every
     format must meet 1e-4 / 2e-2 absolute and give the same, finite boxes."""
     from training_scripts.export.bundle import export_bundle

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.training import TRAIN_ITERATIONS, TRAIN_SEGMENT
 from training_scripts.darknet.cfg import parse_cfg
 from training_scripts.darknet.profiles import generate_cfg
 from training_scripts.darknet.weights import expected_size, read_weights
@@ -209,13 +210,15 @@ def test_flavor_detection(tmp_path, darknet_bin):
 @pytest.mark.slow
 def test_real_darknet_run_left_checkpoints_and_metrics(trained_run):
     sections = parse_cfg(trained_run.cfg)
-    assert [i for i, _ in trained_run.checkpoints] == [8, 16, 24]
+    assert [i for i, _ in trained_run.checkpoints] == list(
+        range(TRAIN_SEGMENT, TRAIN_ITERATIONS + 1, TRAIN_SEGMENT)
+    )
     for iteration, path in trained_run.checkpoints:
         weights = read_weights(path, sections)  # exact size check against the cfg
         assert (weights.major, weights.minor) == (0, 2)
         assert weights.seen == iteration * 16  # darknet's own counter: 16 images per iteration
     rows = read_history(trained_run.metrics_csv)
-    assert [r.iteration for r in rows] == list(range(1, 25))
+    assert [r.iteration for r in rows] == list(range(1, TRAIN_ITERATIONS + 1))
     assert all(r.loss > 0 and r.images == 16 * r.iteration for r in rows)
     assert any(r.region_count > 0 for r in rows)
     assert (trained_run.backup / "loss.png").stat().st_size > 10_000
@@ -226,15 +229,16 @@ def test_real_darknet_run_left_checkpoints_and_metrics(trained_run):
 def test_real_darknet_resumes_from_newest_checkpoint(trained_run, darknet_bin, tmp_path):
     backup = tmp_path / "backup"
     backup.mkdir()
-    shutil.copy(trained_run.checkpoints[-1][1], backup)  # model_24.weights
+    last = TRAIN_ITERATIONS
+    shutil.copy(trained_run.checkpoints[-1][1], backup)  # model_<last>.weights
     shutil.copy(trained_run.metrics_csv, backup)
-    cfg = _cfg(tmp_path, trained_run.data_dir, 28)
+    cfg = _cfg(tmp_path, trained_run.data_dir, last + 4)
     result = train(_options(trained_run.data_dir, cfg, backup, darknet_bin, segment=4))
-    assert [i for i, _ in result.checkpoints] == [24, 28]
-    assert read_weights(result.checkpoints[-1][1], parse_cfg(cfg)).seen == 28 * 16
-    assert [r.iteration for r in read_history(result.metrics_csv)] == list(range(1, 29))
+    assert [i for i, _ in result.checkpoints] == [last, last + 4]
+    assert read_weights(result.checkpoints[-1][1], parse_cfg(cfg)).seen == (last + 4) * 16
+    assert [r.iteration for r in read_history(result.metrics_csv)] == list(range(1, last + 5))
     log = (backup / "darknet.log").read_text()
-    assert "model_24.weights" in log and "-clear" not in log
+    assert f"model_{last}.weights" in log and "-clear" not in log
     assert os.path.getsize(result.checkpoints[-1][1]) == os.path.getsize(trained_run.checkpoints[-1][1])
 
 
