@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edge_image import __version__
-from edge_image.errors import UserError
+from edge_image.errors import run_command
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -98,15 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the command; :class:`UserError` becomes ``error: ...`` on stderr."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    return run_command(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -34,18 +34,17 @@ so the edge service can use this module without TensorFlow or OpenVINO.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from edge_image.atomic import write_bytes
 from edge_image.decode import RegionSpec
 from edge_image.errors import UserError
 
@@ -164,18 +163,7 @@ def write_manifest(bundle_dir: str | os.PathLike[str], manifest: Mapping[str, An
     """Write ``manifest`` as ``bundle_dir/manifest.json`` atomically (temp file, fsync, rename)."""
     target = Path(bundle_dir) / MANIFEST_NAME
     data = (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode("utf-8")
-    fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST_NAME}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return target
+    return write_bytes(target, data)
 
 
 def _field_error(where: str, key: str, problem: str) -> UserError:

@@ -13,8 +13,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from edge_image.errors import run_command
 from training_scripts import __version__
-from training_scripts.errors import UserError
 
 COMMANDS: tuple[str, ...] = (
     "synth",
@@ -50,15 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the command; a :class:`UserError` becomes one line on stderr."""
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    return run_command(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":
