@@ -74,7 +74,7 @@ test-fast: setup ## tests without the slow end-to-end ones
 # local inventory), then the edge service on a synthetic video (ansible/edge.yml, OpenVINO CPU).
 DEMO_OUT ?= $(CURDIR)/demo_out
 DEMO_IMAGES ?= 500
-DEMO_MAX_BATCHES ?= 1500
+DEMO_MAX_BATCHES ?= 2000
 DEMO_MAX_MINUTES ?= 10
 DEMO_PORT ?= 8090
 DEMO_TRAIN_VARS = -e edgeyolo_root=$(DEMO_OUT)/train -e dataset_synth_images=$(DEMO_IMAGES) \

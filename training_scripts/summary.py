@@ -20,6 +20,7 @@ from typing import Any
 from training_scripts.errors import UserError
 
 _FRAMES = re.compile(r"^edge_frames_total(?:\{[^}]*\})?\s+([0-9.eE+-]+)$", re.MULTILINE)
+_TOTAL = re.compile(r'^edge_stage_seconds_(sum|count)\{stage="total"\}\s+([0-9.eE+-]+)$', re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Summary:
     edge_url: str | None = None
     edge_backend: str | None = None
     edge_fps: float | None = None
+    edge_capacity_fps: float | None = None
 
     def format(self) -> str:
         """Human-readable lines (what ``make demo`` prints at the end)."""
@@ -54,8 +56,10 @@ class Summary:
             f"report       {self.report_html}",
         ]
         if self.edge_url:
+            fps, capacity = self.edge_fps or 0.0, self.edge_capacity_fps or 0.0
             lines.append(
-                f"edge         {self.edge_url}  backend {self.edge_backend}, {self.edge_fps:.1f} FPS"
+                f"edge         {self.edge_url}  backend {self.edge_backend}: serving {fps:.1f} FPS, "
+                f"{capacity:.1f} FPS capacity (1 / mean per-frame latency)"
             )
         return "\n".join(lines)
 
@@ -107,8 +111,13 @@ def _get(url: str, timeout: float = 5.0) -> str:
         return response.read().decode("utf-8")
 
 
-def edge_fps(url: str, *, seconds: float = 10.0, wait: float = 60.0) -> tuple[str, float]:
-    """Wait until ``url``/healthz is ok, then count frames over ``seconds``: ``(backend, fps)``."""
+def edge_fps(url: str, *, seconds: float = 10.0, wait: float = 60.0) -> tuple[str, float, float]:
+    """Wait until ``url``/healthz is ok, then count frames over ``seconds``.
+
+    Returns ``(backend, served_fps, capacity_fps)``: frames per second the service delivered
+    (bounded by the source's rate or ``fps_limit``) and ``1 / mean per-frame latency`` (capture
+    to decoded detections) from ``/metrics``.
+    """
     deadline = time.monotonic() + wait
     health: dict[str, Any] = {}
     while True:
@@ -133,16 +142,23 @@ def edge_fps(url: str, *, seconds: float = 10.0, wait: float = 60.0) -> tuple[st
     first, started = frames(), time.monotonic()
     time.sleep(seconds)
     fps = (frames() - first) / (time.monotonic() - started)
+    totals = {kind: float(value) for kind, value in _TOTAL.findall(_get(f"{url}/metrics"))}
+    capacity = totals["count"] / totals["sum"] if totals.get("sum") else 0.0
     backend = f"{health.get('backend')} ({health.get('device')})"
-    return backend, fps
+    return backend, fps, capacity
 
 
 def summarize(latest_json: Path, edge_url: str | None = None, *, seconds: float = 10.0) -> Summary:
     """Everything :class:`Summary` holds; the edge part only when ``edge_url`` is given."""
     facts = read_training(latest_json)
     if edge_url:
-        backend, fps = edge_fps(edge_url.rstrip("/"), seconds=seconds)
-        facts |= {"edge_url": edge_url, "edge_backend": backend, "edge_fps": fps}
+        backend, fps, capacity = edge_fps(edge_url.rstrip("/"), seconds=seconds)
+        facts |= {
+            "edge_url": edge_url,
+            "edge_backend": backend,
+            "edge_fps": fps,
+            "edge_capacity_fps": capacity,
+        }
     return Summary(**facts)
 
 
