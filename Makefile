@@ -92,9 +92,11 @@ demo: ## the whole pipeline locally (~20 min on 2 cores): train, select, export,
 demo-train: venv apt ansible-collections ## demo part 1: ansible/train.yml on this machine (DEMO_* knobs)
 	$(TRAIN_PLAYBOOK) $(DEMO_TRAIN_VARS) $(TRAIN_ARGS)
 
-demo-edge: venv ## demo part 2: synthetic video + ansible/edge.yml with the published bundle
+$(DEMO_OUT)/video.mp4: | venv
 	$(PY) -m training_scripts synth --out $(DEMO_OUT)/video-src --classes 3 --images 4 --seed 1 \
-	  --video $(DEMO_OUT)/video.mp4 --frames 300
+	  --video $@ --frames 300
+
+demo-edge: venv $(DEMO_OUT)/video.mp4 ## demo part 2: ansible/edge.yml with the published bundle on a synthetic video
 	EDGE_BUNDLE=$$($(PY) -c 'import json,sys; print(json.load(open(sys.argv[1]))["path"])' $(DEMO_PUBLISHED)) \
 	EDGE_VIDEO=$(DEMO_OUT)/video.mp4 EDGE_PORT=$(DEMO_PORT) $(MAKE) --no-print-directory edge
 
