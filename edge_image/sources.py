@@ -70,8 +70,13 @@ class CaptureSource:
         elif c.kind == "stream":
             cap = cv2.VideoCapture(c.url, cv2.CAP_FFMPEG)
         else:
-            if c.path is None or not c.path.is_file():
-                raise SourceError(f"{c.path}: video file not found")
+            if c.path is None:
+                raise SourceError("video source has no path")
+            try:
+                with c.path.open("rb"):  # existence and permission, named in one line
+                    pass
+            except OSError as exc:
+                raise SourceError(f"{c.path}: cannot read video file ({exc.strerror})") from None
             cap = cv2.VideoCapture(str(c.path))
         if not cap.isOpened():
             cap.release()

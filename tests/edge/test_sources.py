@@ -95,10 +95,17 @@ def test_video_loops_and_ends(tmp_path: Path) -> None:
     looped.open()
     assert [looped.read().index for _ in range(10)] == list(range(1, 11))
     video.unlink()
-    with pytest.raises(SourceError, match="not found"):
+    with pytest.raises(SourceError, match=r"v\.avi: cannot read video file \(No such file or directory\)"):
         for _ in range(10):
             looped.read()
     looped.close()
+
+
+def test_unreadable_video_path_is_a_source_error_not_a_crash(tmp_path: Path) -> None:
+    # root reads any file, so stand in for "Permission denied" with another OSError
+    source = CaptureSource(SourceConfig("video", path=tmp_path))
+    with pytest.raises(SourceError, match=r"cannot read video file \(Is a directory\)"):
+        source.open()
     once = CaptureSource(SourceConfig("video", path=make_video(tmp_path / "w.avi", 3)))
     once.open()
     for _ in range(3):
