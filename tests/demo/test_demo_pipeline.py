@@ -92,7 +92,7 @@ def test_reported_map_is_the_selected_checkpoints_on_held_out_images(demo) -> No
     assert weights.is_file() and weights.name.endswith(f"_{summary['selected_iteration']}.weights")
     assert summary["selected_iteration"] > 0 and len(selection["checkpoints"]) >= 2
     data = load_data_config(selection["data"])
-    train = {p.resolve() for p in read_list(Path(selection["data"]) / "train.txt")}
+    train = {p.resolve() for p in read_list(data.train_list)}
     for which, key in (("valid", "valid_map50"), ("test", "test_map50")):
         evaluator = Evaluator(data, Path(selection["cfg"]), which)
         assert not train & {p.resolve() for p in evaluator.images}, f"{which} overlaps train"
