@@ -97,7 +97,7 @@ def make_workload(
         video_size=(640, 480),
     )
     data = work / "data"
-    prepare_dataset("flickr27", source, data, split=(10, 10, 80), seed=seed)
+    prepare_dataset("flickr27", source, data, split=(70, 10, 20), seed=seed)
     names = read_names(data / "obj.names")
     cfg = work / "model.cfg"
     atomic.write_text(cfg, generate_cfg(names, "gpu", size, None, images))
@@ -130,6 +130,7 @@ def run(
     from training_scripts.export.bundle import export_bundle
     from training_scripts.training.data import load_data_config
 
+    out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     work = out / "work"
     result = BenchResult()

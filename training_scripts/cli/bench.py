@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--classes", type=int, default=27, help="classes (default 27: filters=160)")
     p.add_argument("--size", type=int, default=416, help="network input size (default 416)")
-    p.add_argument("--images", type=int, default=40, help="synthetic images (80%% become the test list)")
+    p.add_argument("--images", type=int, default=120, help="synthetic images (20%% become the test list)")
     p.add_argument("--frames", type=int, default=20, help="video frames timed per edge backend")
     p.add_argument(
         "--darknet", default=None, help="darknet binary (default $DARKNET_BIN or .cache); 'none' skips"
