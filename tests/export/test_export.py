@@ -92,9 +92,9 @@ def test_pb_uses_only_ops_ncsdk_compiles(model_export: ModelExport) -> None:
     assert tf_graph.unsupported_ncsdk_ops(ops) == []
     assert "LeakyRelu" not in ops and "FusedBatchNormV3" not in ops  # batch norm folded, leaky spelled out
     nodes = {node.name: node for node in graph_def.node}
-    placeholder = nodes["input"]
-    assert placeholder.op == "Placeholder"
-    assert [d.size for d in placeholder.attr["shape"].shape.dim] == [-1, 128, 128, 3]
+    input_node = nodes["input"]
+    assert input_node.op == "Placeholder"
+    assert [d.size for d in input_node.attr["shape"].shape.dim] == [-1, 128, 128, 3]
     assert nodes["output"].op == "Identity"
     # NCSDK's TensorFlowPreproc leaky pattern: Maximum(Mul(scalar 0.1, x), x)
     maxima = [n for n in graph_def.node if n.op == "Maximum"]
