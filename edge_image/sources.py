@@ -75,6 +75,8 @@ class CaptureSource:
             try:
                 with c.path.open("rb"):  # existence and permission, named in one line
                     pass
+            except FileNotFoundError:
+                raise SourceError(f"{c.path}: video file not found") from None
             except OSError as exc:
                 raise SourceError(f"{c.path}: cannot read video file ({exc.strerror})") from None
             cap = cv2.VideoCapture(str(c.path))
