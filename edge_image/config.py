@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
@@ -25,6 +26,22 @@ OPENVINO_DEVICES = ("CPU", "MYRIAD", "GPU", "AUTO")
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 T = TypeVar("T")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for status pages and logs (``/healthz``
+    answers without a token).
+
+    >>> redact_url("rtsp://admin:secret@10.0.0.9:554/live")
+    'rtsp://admin:***@10.0.0.9:554/live'
+    >>> redact_url("http://cam.local/stream.mjpg")
+    'http://cam.local/stream.mjpg'
+    """
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 @dataclass(frozen=True)
@@ -78,7 +95,7 @@ class SourceConfig:
         if self.kind == "camera":
             return f"camera {self.index}"
         if self.kind == "stream":
-            return f"stream {self.url}"
+            return f"stream {redact_url(self.url or '')}"
         return f"{self.kind} {self.path}"
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
 from edge_image.config import ServiceConfig
 from edge_image.metrics import Metrics
@@ -27,6 +30,7 @@ from edge_image.pipeline import Pipeline
 BOUNDARY = "frame"
 #: ``/healthz`` is unhealthy when no frame was processed for this long.
 STALE_AFTER_S = 10.0
+_TOKEN_RE = re.compile(r"([?&]token=)[^&]*")
 
 
 class FrameHub:
@@ -63,6 +67,38 @@ class FrameHub:
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class RedactingAccessLogger(AbstractAccessLogger):
+    """aiohttp's access log line without secrets: the page passes ``?token=`` on every poll,
+    so the query's ``token`` value is written as ``***`` (the journal is readable by admins
+    who should not learn the LAN token from it).
+
+    Output: ``127.0.0.1 "GET /api/detections?token=*** HTTP/1.1" 200 0.004s``
+    """
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, elapsed: float) -> None:
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        self.logger.info(
+            '%s "%s %s HTTP/%d.%d" %d %.3fs',
+            request.remote,
+            request.method,
+            redact_query(request.path_qs),
+            request.version.major,
+            request.version.minor,
+            response.status,
+            elapsed,
+        )
+
+
+def redact_query(path_qs: str) -> str:
+    """``path_qs`` with the value of every ``token`` query parameter replaced by ``***``.
+
+    >>> redact_query("/api/detections?token=s3cret&x=1")
+    '/api/detections?token=***&x=1'
+    """
+    return _TOKEN_RE.sub(r"\1***", path_qs)
 
 
 def _token_middleware(token: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:

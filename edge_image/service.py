@@ -24,7 +24,7 @@ from edge_image.errors import UserError
 from edge_image.metrics import Metrics
 from edge_image.outputs import JsonlLog, MqttPublisher
 from edge_image.pipeline import Pipeline
-from edge_image.server import FrameHub, make_app
+from edge_image.server import FrameHub, RedactingAccessLogger, make_app
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,10 @@ async def serve(
     pipeline.on_frame = hub.publish_threadsafe
     pipeline.want_jpeg = lambda: hub.viewers > 0
     runner = web.AppRunner(
-        make_app(config, pipeline, hub, metrics), handle_signals=False, shutdown_timeout=2.0
+        make_app(config, pipeline, hub, metrics),
+        handle_signals=False,
+        shutdown_timeout=2.0,
+        access_log_class=RedactingAccessLogger,
     )
     await runner.setup()
     site = web.TCPSite(runner, config.server.host, config.server.port)

@@ -118,3 +118,19 @@ def test_cli_prints_one_line_error(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: {path}: source.kind: must be one of camera, video, stream, folder"
+
+
+def test_stream_credentials_never_reach_status_or_logs() -> None:
+    """``/healthz`` answers without a token and shows the source: the password is masked."""
+    doc = {
+        "model": {"bundle": "m"},
+        "source": {"kind": "stream", "url": "rtsp://admin:pa55@10.0.0.9:554/live"},
+    }
+    source = parse_config(doc, where="config.yml", base=Path("/etc/edge")).source
+    assert source.url == "rtsp://admin:pa55@10.0.0.9:554/live"  # the capture still gets it
+    assert source.describe() == "stream rtsp://admin:***@10.0.0.9:554/live"
+    plain = {"model": {"bundle": "m"}, "source": {"kind": "stream", "url": "http://cam.local/video.mjpg"}}
+    assert (
+        parse_config(plain, where="c", base=Path("/")).source.describe()
+        == "stream http://cam.local/video.mjpg"
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import shutil
 import socket
 import threading
@@ -116,7 +117,10 @@ def frames(tmp_path: Path) -> Path:
     return write_images(tmp_path / "frames", 4)
 
 
-def test_endpoints_token_and_metrics(tmp_path: Path, bundle: Path, frames: Path) -> None:
+def test_endpoints_token_and_metrics(
+    tmp_path: Path, bundle: Path, frames: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="aiohttp.access")
     config = config_for(
         tmp_path, bundle, {"kind": "folder", "path": str(frames), "loop": True},
         server={"port": 0, "token": TOKEN}, fps_limit=50,
@@ -138,6 +142,10 @@ def test_endpoints_token_and_metrics(tmp_path: Path, bundle: Path, frames: Path)
         assert doc["model"] == "fake-tiny-yolo 1" and set(doc["latency_ms"]) >= {"capture", "infer", "decode"}
         page = http(svc.url + f"/?token={TOKEN}")[1].decode()
         assert "stream.mjpg" in page and "api/detections" in page
+        # the access log records the polls, but never the token the page passes in the query
+        access = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+        assert any('/api/detections?token=*** HTTP/1.1" 200' in line for line in access), access[:5]
+        assert not any(TOKEN in line for line in access)
         first = metric(svc.metrics(), "edge_frames_total")
         status, body, _ = http(svc.url + "/snapshot.jpg", headers=auth)
         image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)

@@ -18,6 +18,7 @@ def test_unit_file_contract() -> None:
     service = unit["Service"]
     assert service["Type"] == "notify" and service["NotifyAccess"] == "main"
     assert service["Restart"] == "on-failure"
+    assert service["RestartPreventExitStatus"] == "2"  # bad config / refused bundle: no restart loop
     assert int(service["WatchdogSec"]) >= 10 and service["KillSignal"] == "SIGTERM"
     assert unit["Install"]["WantedBy"] == "multi-user.target"
     for key in ("ExecStartPre", "ExecStart"):
