@@ -65,6 +65,8 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "train_s3_sync_interval": "15min",
         "train_aws_cli": shutil.which("true"),
         "train_run_id": RUN,
+        "train_restart_interval": "1h",
+        "train_restart_burst": 5,
         "train_run_dir": str(tmp / "train" / "runs" / RUN),
     }
     run = run_playbook(playbook, inventory="localhost,", tmp=tmp, extra_vars=extra, timeout=300)
@@ -116,6 +118,10 @@ def test_units_pass_systemd_analyze_verify(rendered: Path) -> None:
 def test_training_unit_restarts_resumes_and_skips_finished_runs(rendered: Path) -> None:
     unit = rendered / f"edgeyolo-train@{RUN}.service"
     assert _directive(unit, "Restart") == ["on-failure"]
+    # bad input / NaN loss (exit 2) fail the unit at once; crashes restart, but not forever
+    assert _directive(unit, "RestartPreventExitStatus") == ["2"]
+    assert _directive(unit, "StartLimitIntervalSec") == ["1h"]
+    assert _directive(unit, "StartLimitBurst") == ["5"]
     assert _directive(unit, "WantedBy") == ["multi-user.target"]
     assert _directive(unit, "ConditionPathExists")[0].endswith("/runs/%i/train.done")
     assert _directive(unit, "ConditionPathExists")[0].startswith("!")

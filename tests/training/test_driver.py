@@ -23,7 +23,13 @@ from training_scripts.darknet.profiles import generate_cfg
 from training_scripts.darknet.weights import expected_size, read_weights
 from training_scripts.dataset.darknet_layout import read_names
 from training_scripts.errors import UserError
-from training_scripts.training.driver import TrainOptions, detect_flavor, segment_cfg_text, train
+from training_scripts.training.driver import (
+    DarknetFailedError,
+    TrainOptions,
+    detect_flavor,
+    segment_cfg_text,
+    train,
+)
 from training_scripts.training.history import read_history
 from training_scripts.training.logparse import NaNLossError
 
@@ -146,6 +152,23 @@ def test_max_minutes_kills_overrunning_segment(synth_dataset, fake_darknet, tmp_
     assert [r.iteration for r in read_history(result.metrics_csv)] == list(range(1, 11))
 
 
+def test_time_limit_before_the_first_checkpoint_is_an_error(
+    synth_dataset, fake_darknet, tmp_path, monkeypatch
+):
+    # every iteration is slow: the 10-iteration calibration segment cannot finish in 3 s
+    monkeypatch.setenv("FAKE_SLEEP", "1.0")
+    cfg = _cfg(tmp_path, synth_dataset, 10000)
+    with pytest.raises(
+        UserError, match=r"--max-minutes 0.05: the time limit passed .* before the first checkpoint"
+    ):
+        train(
+            _options(
+                synth_dataset, cfg, tmp_path / "b", fake_darknet, segment=1000, max_minutes=0.05, grace_s=0.5
+            )
+        )
+    assert not list((tmp_path / "b").glob("*.weights"))
+
+
 def test_nan_loss_stops_with_clear_error(synth_dataset, fake_darknet, tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_NAN_AT", "7")
     cfg = _cfg(tmp_path, synth_dataset, 20)
@@ -155,14 +178,18 @@ def test_nan_loss_stops_with_clear_error(synth_dataset, fake_darknet, tmp_path, 
     assert "loss is -nan at iteration 7" in message
     assert "learning_rate" in message and "model_5.weights" in message
     assert isinstance(info.value, UserError)
+    # the same on every try: the training unit's RestartPreventExitStatus=2 keeps it stopped
+    assert info.value.exit_code == 2
 
 
 def test_silent_darknet_failure_is_an_error(synth_dataset, fake_darknet, tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_FAIL", "1")
-    with pytest.raises(UserError, match=r"darknet training failed .*Couldn't open file"):
+    with pytest.raises(DarknetFailedError, match=r"darknet training failed .*Couldn't open file") as info:
         train(
             _options(synth_dataset, _cfg(tmp_path, synth_dataset, 5), tmp_path / "b", fake_darknet, segment=5)
         )
+    # a darknet failure may be transient (OOM, a signal): exit 1, which the unit restarts
+    assert isinstance(info.value, UserError) and info.value.exit_code == 1
 
 
 def test_checkpoint_of_another_cfg_is_refused(synth_dataset, fake_darknet, tmp_path):

@@ -64,6 +64,14 @@ LOSS_PNG_EVERY_S = 60.0
 CALIBRATION_ITERATIONS = 10
 
 
+class DarknetFailedError(UserError):
+    """darknet itself failed (a crash, a signal, out of memory): possibly transient, so the exit code
+    is 1, which the training unit restarts (``RestartPreventExitStatus=2`` stops restarts only for
+    bad input and NaN loss, which would fail the same way again)."""
+
+    exit_code = 1
+
+
 @dataclass(frozen=True)
 class TrainResult:
     """What a :func:`train` call left in the backup directory."""
@@ -393,6 +401,13 @@ class _Trainer:
         final = list_checkpoints(self.backup, self.name)
         elapsed = format_duration(self.clock() - self.start)
         newest = final[-1][1].name if final else "no checkpoint yet"
+        if stopped == "time limit" and not final:
+            raise UserError(
+                f"--max-minutes {self.options.max_minutes:g}: the time limit passed after {elapsed}, before "
+                f"the first checkpoint (the first segment ends at iteration "
+                f"{min(CALIBRATION_ITERATIONS, self.max_batches)}); nothing usable was written: "
+                "raise --max-minutes"
+            )
         if stopped == "time limit":
             self.say(f"stopped at the time limit after {elapsed}; newest checkpoint: {newest}")
         else:
@@ -507,7 +522,7 @@ class _Trainer:
         tail = " | ".join(line.strip() for line in proc.tail[-4:] if line.strip())
         # pjreddie's file_error() exits 0, so a missing final file is the real failure signal
         if code != 0 or not final.is_file():
-            raise UserError(
+            raise DarknetFailedError(
                 f"darknet training failed (exit code {code}, no {final.name}); its last output: {tail}"
             )
         if not records:
