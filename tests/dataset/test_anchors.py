@@ -46,7 +46,7 @@ def test_iou_and_errors() -> None:
         kmeans_anchors(np.array([[1.0, 0.0], [2.0, 2.0]]), 1, seed=0)
 
 
-def test_anchors_cli(synth_dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_anchors_cli(synth_dataset: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["anchors", "--data", str(synth_dataset), "--num", "5", "--size", "416"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert re.fullmatch(r"anchors = (\d+\.\d\d,\d+\.\d\d, ){4}\d+\.\d\d,\d+\.\d\d", out[1])
@@ -57,6 +57,19 @@ def test_anchors_cli(synth_dataset: Path, capsys: pytest.CaptureFixture[str]) ->
     assert ours == pytest.approx(avg_iou(wh, values), abs=1e-4)
     assert voc == pytest.approx(avg_iou(wh, VOC_TINY_ANCHORS), abs=1e-4)
     assert ours > voc
+    # the printed line goes into `cfg --anchors` as it is, and lands in the region layer
+    cfg = tmp_path / "model.cfg"
+    assert (
+        main(
+            ["cfg", "--data", str(synth_dataset), "--profile", "gpu", "--anchors", out[1], "--out", str(cfg)]
+        )
+        == 0
+    )
+    region = cfg.read_text(encoding="utf-8").split("[region]")[1]
+    line = next(x for x in region.splitlines() if x.replace(" ", "").startswith("anchors="))
+    np.testing.assert_allclose(
+        np.array([float(v) for v in line.split("=")[1].split(",")]).reshape(5, 2), values, atol=1e-6
+    )
 
 
 def test_anchors_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,28 @@ def test_another_seed_changes_only_the_split(synth_source: Path, synth_dataset: 
     )
     assert report["split"] == {"train": 120, "valid": 15, "test": 15}
     assert all_files(out / "labels") == all_files(synth_dataset / "labels")
+
+
+def test_content_digest_follows_pixels_not_names(
+    synth_source: Path, synth_dataset: Path, tmp_path: Path
+) -> None:
+    """report.json's content_sha256 names the pixels and boxes (the train role's run id reads it)."""
+    import json
+
+    import cv2
+
+    first = json.loads((synth_dataset / "report.json").read_text())["content_sha256"]
+    assert len(first) == 64
+    src = tmp_path / "src"
+    shutil.copytree(synth_source, src)
+    image = next(p for p in sorted(src.rglob("*.jpg")))
+    pixels = cv2.imread(str(image))
+    cv2.imwrite(str(image), 255 - pixels)  # same file name, other pixels
+    out = tmp_path / "out"
+    prepare_dataset("flickr27", src, out, split=(80, 10, 10), seed=0)
+    report = json.loads((out / "report.json").read_text())
+    assert report["content_sha256"] != first
+    assert report["split"] == json.loads((synth_dataset / "report.json").read_text())["split"]
 
 
 def test_synth_is_deterministic_by_seed(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from training_scripts.atomic import atomic_dir
 from training_scripts.dataset.formats import FORMATS
 from training_scripts.dataset.model import Sample, Source
-from training_scripts.dataset.report import build_report, plot_report, report_json
+from training_scripts.dataset.report import build_report, content_digest, plot_report, report_json
 from training_scripts.dataset.split import make_split, normalize_split
 from training_scripts.dataset.validate import Tally, assign_names, validate_images, validate_query
 from training_scripts.dataset.write import (
@@ -132,6 +132,7 @@ def prepare_dataset(
         if query is not None:
             write_query_images(tmp, [s for s, _ in query])
         write_layout(tmp, out_path, classes, lists, [s for s, _ in query] if query is not None else None)
+        report["content_sha256"] = content_digest(tmp)
         (tmp / "report.json").write_text(report_json(report), encoding="utf-8")
         plot_report(report, lists, tmp / "report.png")
     return report

@@ -8,6 +8,7 @@ the same bytes wherever the output lives. Keys (at least): ``images``, ``boxes``
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from collections import Counter
@@ -40,6 +41,23 @@ def _quantiles(values: np.ndarray) -> dict[str, float]:
         return {}
     qs = np.quantile(values, [0.0, 0.1, 0.5, 0.9, 1.0])
     return {k: round(float(v), 6) for k, v in zip(("min", "p10", "median", "p90", "max"), qs, strict=True)}
+
+
+def content_digest(root: Path, folders: tuple[str, ...] = ("images", "labels", "query")) -> str:
+    """SHA-256 over every file under ``root/<folder>`` (sorted relative path, then bytes).
+
+    It goes into ``report.json`` as ``content_sha256``: the train role names a run after its
+    inputs, and file names alone (``synth_00001.jpg``) do not change when pixels or boxes do.
+    """
+    digest = hashlib.sha256()
+    for folder in folders:
+        for path in sorted((root / folder).rglob("*")):
+            if path.is_file():
+                rel = path.relative_to(root).as_posix().encode()
+                digest.update(len(rel).to_bytes(4, "big") + rel)
+                data = path.read_bytes()
+                digest.update(len(data).to_bytes(8, "big") + data)
+    return digest.hexdigest()
 
 
 def build_report(
