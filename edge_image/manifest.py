@@ -262,15 +262,18 @@ def validate_manifest(manifest: object, *, where: str = MANIFEST_NAME) -> None:
             raise _field_error(where, key, "must be an object")
 
 
-def verify_files(bundle_dir: str | os.PathLike[str], manifest: Mapping[str, Any]) -> None:
-    """Check that the directory holds exactly the listed files with the listed sizes and digests.
+def verify_files(
+    bundle_dir: str | os.PathLike[str], manifest: Mapping[str, Any], *, allow_unlisted: bool = False
+) -> None:
+    """Check that the directory holds exactly the listed files with the listed sizes and digests
+    (``allow_unlisted=True``: other files may sit beside them, e.g. a published report).
 
     Raises :class:`UserError` with one line naming the first offending file, e.g.
     ``model.onnx: sha256 mismatch (manifest 3f2a9c01..., file 77b0e1d4...)``.
     """
     root = Path(bundle_dir)
     listed = {entry["path"]: entry for entry in manifest["files"]}
-    present = set(_bundle_files(root))
+    present = set() if allow_unlisted else set(_bundle_files(root))
     for rel in sorted(present - set(listed)):
         raise UserError(f"{root / rel}: unexpected file, not listed in {MANIFEST_NAME}")
     for rel, entry in listed.items():

@@ -27,6 +27,7 @@ COMMANDS: tuple[str, ...] = (
     "select",
     "report",
     "export",
+    "pack",
     "bench",
     "summary",
 )

@@ -14,11 +14,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from edge_image.manifest import load_bundle
 from tests.ansible.runner import ANSIBLE_DIR, REPO, PlaybookRun, run_playbook
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -130,6 +132,29 @@ def test_selected_exported_and_published_locally(runs: TwoRuns) -> None:
         assert _sha256(file) == entry["sha256"], entry["path"]
     assert {"model.pb", "model.onnx", "model.xml", "model-fp16.xml"} <= {e["path"] for e in manifest["files"]}
     assert (published / "extra" / "report.html").is_file()
+    # the archive the edge playbook deploys: the same bytes as <version>.tar.gz and latest.tar.gz,
+    # named in latest.json, and it unpacks to the verified bundle
+    archive = Path(latest["archive"])
+    assert archive == published.parent / f"{run.name}.tar.gz"
+    assert _sha256(archive) == latest["archive_sha256"] == _sha256(published.parent / "latest.tar.gz")
+    with tarfile.open(archive) as tar:
+        tar.extractall(runs.root / "unpacked", filter="data")
+    assert load_bundle(runs.root / "unpacked" / run.name).manifest == manifest
+
+
+def test_train_status_shows_progress_and_fetches_the_loss_plot(runs: TwoRuns) -> None:
+    """`make train-status`: the play tagged train-status alone, on the finished run."""
+    fetch_dir = runs.root / "status"
+    status = run_playbook(
+        ANSIBLE_DIR / "train.yml", inventory="ansible/inventories/local", tmp=runs.root,
+        extra_vars={"edgeyolo_root": str(runs.root), "train_status_fetch_dir": str(fetch_dir)},
+        args=("--tags", "train-status"), timeout=300,
+    )  # fmt: skip
+    assert status.returncode == 0, status.tail(80)
+    assert "iteration 20/20 (100.0%)" in status.output and "complete" in status.output
+    assert "Build darknet" not in status.output  # only the status play ran
+    plot = fetch_dir / "localhost-loss.png"
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_second_run_changes_nothing_and_does_not_retrain(runs: TwoRuns) -> None:

@@ -38,6 +38,7 @@ from tests.ansible_edge.helpers import (
     write_inventory,
 )
 from tests.ansible_edge.rootfs import Chroot, rootfs_tarball
+from training_scripts.export.archive import pack_bundle
 
 pytestmark = pytest.mark.slow
 
@@ -288,11 +289,15 @@ def test_second_run_changes_nothing(edge_node: EdgeNode) -> None:
 def test_unhealthy_model_is_rolled_back(edge_node: EdgeNode, tmp_path: Path) -> None:
     bad_version = f"{edge_node.version}-broken"
     bad = _derived_bundle(edge_node.bundle, tmp_path / "broken", bad_version, break_models=True)
+    # deployed the way the publish role ships bundles: one reproducible archive, its sha256 pinned
+    archive = tmp_path / f"{bad_version}.tar.gz"
+    digest = pack_bundle(bad, archive)
     run = edge_node.play(
         PLAYBOOKS / "role.yml",
         extra_vars={
             "role_under_test": "edge_service",
-            "edge_service_model_local_path": str(bad),
+            "edge_service_model_local_path": str(archive),
+            "edge_service_model_sha256": digest,
             "edge_service_health_retries": 10,
             "edge_service_health_delay": 2,
         },
