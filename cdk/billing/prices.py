@@ -1,7 +1,9 @@
 """Hourly price table for what the stacks can leave running, with its date and source.
 
 Prices are us-east-1 on-demand; other regions differ (usually by +5..30 %), so ``status`` labels its
-figures as estimates. Instance prices: third-party price tables, mid-2026 (docs/reference). EBS and
+figures as estimates. Instance prices: AWS's EC2 on-demand list prices for us-east-1 as published by
+third-party price tables, read mid-2026 (the 2xlarge sizes are AWS's list prices at launch, unchanged
+since). Every instance type the CDK config accepts has a price (tested). EBS and
 public IPv4: AWS's public pricing pages for us-east-1 (EBS gp3 $0.08/GB-month, snapshots
 $0.05/GB-month; public IPv4 addresses $0.005/h since February 2024).
 
@@ -18,8 +20,11 @@ HOURS_PER_MONTH = 730.0  # AWS's convention for converting monthly prices
 INSTANCE_USD_PER_HOUR: dict[str, float] = {
     "p3.2xlarge": 3.06,
     "g4dn.xlarge": 0.526,
+    "g4dn.2xlarge": 0.752,
     "g5.xlarge": 1.006,
+    "g5.2xlarge": 1.212,
     "g6.xlarge": 0.8048,
+    "g6.2xlarge": 0.9776,
 }
 
 VOLUME_USD_PER_GB_MONTH: dict[str, float] = {"gp3": 0.08, "gp2": 0.10}

@@ -56,7 +56,9 @@ def status(args: argparse.Namespace) -> int:
         stack = describe_stack(aws.cfn, name)
         state = "absent" if stack is None else stack["StackStatus"]
         extra = (
-            f" (bucket {outputs(stack)[OUTPUT_BUCKET_NAME]})" if stack and name.endswith("Artifacts") else ""
+            f" (bucket {outputs(stack).get(OUTPUT_BUCKET_NAME, '?')})"
+            if stack and name.endswith("Artifacts")
+            else ""
         )
         print(f"  stack {name}: {state}{extra}")
     items = find_leftovers(aws.ec2, tags)

@@ -75,25 +75,29 @@ def find_instances(ec2: Any, tags: dict[str, str]) -> list[Leftover]:
     return found
 
 
+def find_spot_requests(ec2: Any, tags: dict[str, str]) -> list[Leftover]:
+    """Tagged spot requests that are open or active (they can still launch an instance)."""
+    requests = ec2.describe_spot_instance_requests(
+        Filters=[*tag_filters(tags), {"Name": "state", "Values": ["open", "active"]}]
+    )["SpotInstanceRequests"]
+    return [
+        Leftover(
+            kind="spot-request",
+            id=req["SpotInstanceRequestId"],
+            state=req["State"],
+            since=req.get("CreateTime"),
+            detail=req.get("LaunchSpecification", {}).get("InstanceType", ""),
+            usd_per_hour=0.0,
+            raw=req,
+        )
+        for req in requests
+    ]
+
+
 def find_leftovers(ec2: Any, tags: dict[str, str]) -> list[Leftover]:
     """Every tagged billable resource in the client's region, in DELETE_ORDER."""
     filters = tag_filters(tags)
-    found: list[Leftover] = []
-    requests = ec2.describe_spot_instance_requests(
-        Filters=[*filters, {"Name": "state", "Values": ["open", "active"]}]
-    )["SpotInstanceRequests"]
-    for req in requests:
-        found.append(
-            Leftover(
-                kind="spot-request",
-                id=req["SpotInstanceRequestId"],
-                state=req["State"],
-                since=req.get("CreateTime"),
-                detail=req.get("LaunchSpecification", {}).get("InstanceType", ""),
-                usd_per_hour=0.0,
-                raw=req,
-            )
-        )
+    found: list[Leftover] = find_spot_requests(ec2, tags)
     found += find_instances(ec2, tags)
     for addr in ec2.describe_addresses(Filters=filters)["Addresses"]:
         found.append(
@@ -166,6 +170,25 @@ def _by_kind(items: Iterable[Leftover], kind: str) -> list[Leftover]:
     return [x for x in items if x.kind == kind]
 
 
+def cancel_spot_requests(ec2: Any, requests: list[Leftover]) -> list[str]:
+    """Cancel ``requests``; one line per failure (empty when they are cancelled).
+
+    Teardown does this before deleting the training stack: a persistent request whose instance is
+    terminated would otherwise launch a new one.
+    """
+    from botocore.exceptions import ClientError
+
+    if not requests:
+        return []
+    ids = [r.id for r in requests]
+    try:
+        ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=ids)
+    except ClientError as exc:
+        return [f"spot requests {', '.join(ids)}: {exc.response.get('Error', {}).get('Message', exc)}"]
+    print(f"  cancelled spot requests {', '.join(ids)}", file=sys.stderr)
+    return []
+
+
 def delete_leftovers(ec2: Any, leftovers: list[Leftover], timeout: float) -> list[str]:
     """Delete ``leftovers`` in dependency order; returns one line per failure (empty when all went)."""
     from botocore.exceptions import ClientError
@@ -185,13 +208,24 @@ def delete_leftovers(ec2: Any, leftovers: list[Leftover], timeout: float) -> lis
 
     requests = _by_kind(leftovers, "spot-request")
     if requests:
-        ids = [r.id for r in requests]
-        ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=ids)
-        print(f"  cancelled spot requests {', '.join(ids)}", file=sys.stderr)
-    instances = [i.id for i in _by_kind(leftovers, "instance")]
+        failures += cancel_spot_requests(ec2, requests)
+    # A persistent request may have launched a replacement (untagged: the launch template tags only
+    # the request and the interface), so the request's own instance goes too.
+    instances = sorted(
+        {i.id for i in _by_kind(leftovers, "instance")}
+        | {str(r.raw["InstanceId"]) for r in requests if r.raw.get("InstanceId")}
+    )
     if instances:
-        ec2.terminate_instances(InstanceIds=instances)
-        print(f"  terminating {', '.join(instances)}", file=sys.stderr)
+        try:
+            ec2.terminate_instances(InstanceIds=instances)
+        except ClientError as exc:
+            failures.append(
+                f"instances {', '.join(instances)}: {exc.response.get('Error', {}).get('Message', exc)}"
+            )
+            instances = []
+        else:
+            print(f"  terminating {', '.join(instances)}", file=sys.stderr)
+    if instances:
 
         def all_terminated() -> bool:
             reservations = ec2.describe_instances(InstanceIds=instances)["Reservations"]

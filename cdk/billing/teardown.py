@@ -24,9 +24,11 @@ from cdk.billing.session import Aws, connect, run_cli
 from cdk.billing.stacks import delete_stack, describe_stack, outputs, physical_ids
 from cdk.billing.sweep import (
     LEFTOVER_HEADERS,
+    cancel_spot_requests,
     delete_leftovers,
     find_instances,
     find_leftovers,
+    find_spot_requests,
     leftover_rows,
     wait_until,
 )
@@ -87,6 +89,12 @@ def _pull(aws: Aws, args: argparse.Namespace, training: dict | None) -> None:
     if training is None:
         raise UserError("--pull: there is no training stack (nothing to pull from)")
     out = outputs(training)
+    missing = [key for key in (OUTPUT_INSTANCE_ID, OUTPUT_BUCKET_NAME) if not out.get(key)]
+    if missing:
+        raise UserError(
+            f"--pull: stack {training.get('StackName', '?')} ({training.get('StackStatus', '?')}) has no "
+            f"{' or '.join(missing)} output; drop --pull. Nothing was deleted."
+        )
     instance_id, bucket = out[OUTPUT_INSTANCE_ID], out[OUTPUT_BUCKET_NAME]
     commands = build_sync_commands(bucket, args.pull_dir, args.pull_prefix)
     reservations = aws.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
@@ -117,6 +125,12 @@ def teardown(args: argparse.Namespace) -> int:
     if args.purge:
         if artifacts is None:
             raise UserError(f"--purge: stack {config.artifacts_stack_name} does not exist in {config.region}")
+        if not bucket:
+            raise UserError(
+                f"--purge: stack {config.artifacts_stack_name} ({artifacts.get('StackStatus', '?')}) has no "
+                f"{OUTPUT_BUCKET_NAME} output, so the bucket to delete cannot be confirmed; delete it in the "
+                "S3 console. Nothing was deleted."
+            )
         if args.confirm_purge != bucket:
             raise UserError(
                 f"--purge deletes s3://{bucket} and its access-log bucket with every version; "
@@ -127,9 +141,16 @@ def teardown(args: argparse.Namespace) -> int:
 
     problems: list[str] = []
     if training is not None:
+        # first the spot requests: a persistent one relaunches the host the stack delete terminates
+        problems += cancel_spot_requests(aws.ec2, find_spot_requests(aws.ec2, sweep_tags))
         print(f"deleting {config.training_stack_name}", file=sys.stderr)
         problems += filter(None, [delete_stack(aws.cfn, config.training_stack_name, args.timeout)])
-    if args.purge and artifacts is not None:
+    if args.purge and artifacts is not None and problems:
+        problems.append(
+            f"--purge skipped: {config.artifacts_stack_name} and s3://{bucket} are kept while the training "
+            "stack is not deleted (its host may still write checkpoints there)"
+        )
+    elif args.purge and artifacts is not None:
         buckets = physical_ids(aws.cfn, config.artifacts_stack_name, "AWS::S3::Bucket")
         print(f"deleting {config.artifacts_stack_name}", file=sys.stderr)
         problems += filter(None, [delete_stack(aws.cfn, config.artifacts_stack_name, args.timeout)])

@@ -35,8 +35,17 @@ def test_stack_names_and_outputs(synthesized: Synthesized) -> None:
     training.has_output("GpuSm", {"Value": "sm_70"})
     training.has_output("Region", {"Value": "us-east-1"})
     training.has_output("InstanceId", {"Value": {"Ref": Match.any_value()}})
-    training.has_output("BucketName", {"Value": {"Fn::ImportValue": Match.string_like_regexp("Artifacts")}})
-    _template(synthesized, "-Artifacts").has_output("BucketName", {"Value": {"Ref": Match.any_value()}})
+    artifacts = _template(synthesized, "-Artifacts")
+    artifacts.has_output("BucketName", {"Value": {"Ref": Match.any_value()}})
+    # the training stack's BucketName is the Artifacts stack's exported bucket name
+    bucket_ref = artifacts.to_json()["Outputs"]["BucketName"]["Value"]
+    exports = {
+        o["Export"]["Name"]
+        for o in artifacts.to_json()["Outputs"].values()
+        if o["Value"] == bucket_ref and "Export" in o
+    }
+    training_bucket = training.to_json()["Outputs"]["BucketName"]["Value"]
+    assert training_bucket["Fn::ImportValue"] in exports
 
 
 def test_artifact_bucket_is_versioned_encrypted_private_retained(synthesized: Synthesized) -> None:
@@ -160,9 +169,27 @@ def test_role_has_ssm_core_and_the_bucket_only(synthesized: Synthesized) -> None
     actions = {a for s in statements for a in s["Action"]}
     assert "s3:PutObject" in actions and "s3:GetObject*" in actions
     assert all(a.startswith("s3:") for a in actions)
+    # every resource is the artifact bucket's ARN (or its objects), imported from the Artifacts stack:
+    # find the export whose value is the ARN of the versioned bucket (by properties, not by name)
+    artifacts = _template(synthesized, "-Artifacts").to_json()
+    (bucket_id,) = [
+        rid
+        for rid, res in artifacts["Resources"].items()
+        if res["Type"] == "AWS::S3::Bucket"
+        and res["Properties"].get("VersioningConfiguration", {}).get("Status") == "Enabled"
+    ]
+    arn_exports = {
+        out["Export"]["Name"]
+        for out in artifacts["Outputs"].values()
+        if "Export" in out and out["Value"] == {"Fn::GetAtt": [bucket_id, "Arn"]}
+    }
+    assert len(arn_exports) == 1
+    arn = {"Fn::ImportValue": next(iter(arn_exports))}
     for statement in statements:
-        for resource in statement["Resource"]:
-            assert "ArtifactsBucket" in json.dumps(resource), resource
+        assert statement["Effect"] == "Allow"
+        assert sorted(statement["Resource"], key=json.dumps) == sorted(
+            [arn, {"Fn::Join": ["", [arn, "/*"]]}], key=json.dumps
+        ), statement["Resource"]
 
 
 def test_idle_alarm_stops_the_instance(synthesized: Synthesized) -> None:

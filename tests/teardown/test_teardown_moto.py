@@ -16,7 +16,7 @@ import pytest
 
 from cdk.billing import status as status_cli
 from cdk.billing import teardown as teardown_cli
-from cdk.billing.sweep import find_leftovers
+from cdk.billing.sweep import delete_leftovers, find_leftovers, find_spot_requests
 from tests.fixtures.cdk import REGION, REPO, Synthesized, deploy_to_moto
 
 pytestmark = pytest.mark.slow
@@ -210,3 +210,74 @@ def test_cli_entry_point_exits_non_zero_with_one_line(aws_env: str) -> None:
     assert proc.returncode == 2
     assert proc.stderr == "error: --region: unknown AWS region 'xx-nowhere-1' (e.g. us-east-1, eu-west-1)\n"
     assert proc.stdout == ""
+
+
+def test_spot_request_cancelled_before_the_stack_and_its_replacement_swept(
+    synthesized: Synthesized, aws_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A persistent spot request (the stack's spot option) relaunches a terminated host: teardown
+    cancels it before deleting the stack, and --sweep terminates an untagged replacement it launched."""
+    outputs = deploy_to_moto(synthesized)
+    ec2 = boto3.client("ec2", region_name=REGION)
+    image = _instance(outputs["EdgeYolo-dev-Training"]["InstanceId"])["ImageId"]
+    request = ec2.request_spot_instances(
+        InstanceCount=1,
+        Type="persistent",
+        LaunchSpecification={"ImageId": image, "InstanceType": "g4dn.xlarge"},
+        TagSpecifications=[{"ResourceType": "spot-instances-request", "Tags": TAG_SPEC}],
+    )["SpotInstanceRequests"][0]
+    request_id = request["SpotInstanceRequestId"]
+    # the replacement it launched carries no project tag (only the request and the interface do)
+    replacement = ec2.run_instances(ImageId=image, InstanceType="g4dn.xlarge", MinCount=1, MaxCount=1)
+    replacement_id = replacement["Instances"][0]["InstanceId"]
+
+    # plain teardown: the request is cancelled first, the stack goes, nothing is left to relaunch
+    code = teardown_cli.main(["--timeout", "60"])
+    out, err = capsys.readouterr()
+    assert code == 0, out
+    assert f"cancelled spot requests {request_id}" in err
+    assert err.index("cancelled spot requests") < err.index("deleting EdgeYolo-dev-Training")
+    assert find_spot_requests(ec2, TAGS) == [] and _stack_names() == {"EdgeYolo-dev-Artifacts"}
+
+    # a request that is still open (say, cancelled by nobody after a failed delete) is a leftover,
+    # and --sweep takes its untagged instance with it
+    moto_request = ec2.request_spot_instances(
+        InstanceCount=1,
+        Type="persistent",
+        LaunchSpecification={"ImageId": image, "InstanceType": "g4dn.xlarge"},
+        TagSpecifications=[{"ResourceType": "spot-instances-request", "Tags": TAG_SPEC}],
+    )["SpotInstanceRequests"][0]["SpotInstanceRequestId"]
+    leftovers = find_leftovers(ec2, TAGS)
+    (spot,) = [x for x in leftovers if x.kind == "spot-request"]
+    assert spot.id == moto_request
+    spot.raw["InstanceId"] = replacement_id  # moto does not fulfil requests: name the instance it launched
+    assert delete_leftovers(ec2, leftovers, 60) == []
+    assert _instance(replacement_id)["State"]["Name"] == "terminated"
+    assert find_leftovers(ec2, TAGS) == []
+
+
+def test_purge_refused_when_the_stack_lost_its_bucket_output(
+    synthesized: Synthesized,
+    aws_env: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rolled-back Artifacts stack has no BucketName output: --purge cannot confirm what it would
+    delete, so it refuses (before, ``None == None`` let it through)."""
+    deploy_to_moto(synthesized)
+    real = teardown_cli.describe_stack
+
+    def without_outputs(cfn, name):  # type: ignore[no-untyped-def]
+        stack = real(cfn, name)
+        return None if stack is None else {**stack, "Outputs": [], "StackStatus": "UPDATE_ROLLBACK_COMPLETE"}
+
+    monkeypatch.setattr(teardown_cli, "describe_stack", without_outputs)
+    assert teardown_cli.main(["--purge"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(
+        "error: --purge: stack EdgeYolo-dev-Artifacts (UPDATE_ROLLBACK_COMPLETE) has no BucketName"
+    )
+    assert teardown_cli.main(["--pull"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--pull: stack EdgeYolo-dev-Training" in err and "has no InstanceId or BucketName output" in err
+    assert _stack_names() == {"EdgeYolo-dev-Artifacts", "EdgeYolo-dev-Training"}
