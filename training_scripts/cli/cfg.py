@@ -13,6 +13,14 @@ from training_scripts.errors import UserError
 
 
 def _parse_anchors(text: str) -> tuple[float, ...]:
+    """Numbers from ``--anchors``, also as the ``anchors`` command prints them (``anchors = ...``).
+
+    >>> _parse_anchors("anchors = 1.08,1.19, 3.42,4.41")
+    (1.08, 1.19, 3.42, 4.41)
+    """
+    text = text.strip()
+    if text.startswith("anchors"):
+        text = text[len("anchors") :].lstrip(" \t=")
     try:
         return tuple(float(v) for v in text.replace(" ", "").split(",") if v)
     except ValueError:
