@@ -22,9 +22,8 @@ from training_scripts.__main__ import main
 from training_scripts.darknet.cfg import parse_cfg
 from training_scripts.darknet.forward import DarknetModel
 from training_scripts.darknet.profiles import generate_cfg
-from training_scripts.darknet.weights import random_weights, write_weights
+from training_scripts.darknet.weights import random_weights, read_weights, write_weights
 from training_scripts.export import onnx_export, openvino_export, parity, tf_graph
-from training_scripts.export.folded import fold
 
 pytestmark = pytest.mark.slow
 
@@ -202,22 +201,31 @@ def test_flipped_byte_in_a_model_is_refused(model_export: ModelExport, tmp_path:
         load_bundle(copy)
 
 
-def test_416_network_pb_matches_darknet() -> None:
-    """Tiny-YOLOv2 at 416 (13x13 grid: the stride-1 pool works on 13x13, odd sizes), narrow
-    filters to keep it quick, random weights."""
-    cfg = parse_cfg(generate_cfg([f"c{i}" for i in range(20)], "cpu-smoke", size=416))
-    weights = random_weights(cfg, seed=7)
-    graph_def = tf_graph.build_graph_def(fold(cfg, weights))
-    batch = parity.random_images(2, (416, 416, 3), seed=1)
-    import tensorflow as tf
+def test_416_network_every_format_matches_darknet(tmp_path: Path) -> None:
+    """Tiny-YOLOv2 at 416 (13x13 grid: the stride-1 pool works on 13x13, odd sizes), 20 classes
+    (13x13x125 as for VOC), narrow filters to keep it quick, random weights with settled batch-norm
+    statistics: every format on 5 images within the absolute tolerances (1e-4 FP32, 2e-2 FP16),
+    unscaled, with the same boxes."""
+    from training_scripts.export.bundle import export_bundle
 
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.compat.v1.import_graph_def(graph_def, name="")
-    with tf.compat.v1.Session(graph=graph) as session:
-        output = session.run("output:0", {"input:0": batch})
-    reference = DarknetModel(cfg, weights).forward(batch)
-    assert output.shape == reference.shape == (2, 13, 13, 125)
+    names = tmp_path / "voc.names"
+    names.write_text("".join(f"c{i}\n" for i in range(20)))
+    cfg = tmp_path / "voc416.cfg"
+    cfg.write_text(generate_cfg([f"c{i}" for i in range(20)], "cpu-smoke", size=416))
+    weights = tmp_path / "voc416.weights"
+    write_weights(weights, random_weights(parse_cfg(cfg), seed=7))
+    batch = parity.random_images(5, (416, 416, 3), seed=1)
+    result = export_bundle(cfg, weights, names, tmp_path / "bundle", parity_batch=batch, log=lambda _: None)
+    entries = {entry["kind"]: entry for entry in result.manifest["parity"]}
+    assert set(entries) == {"pb", "onnx", "openvino", "openvino_fp16"}
+    for kind, entry in entries.items():
+        assert entry["images"] == 5 and entry["output_max"] < parity.OUTPUT_SCALE, entry
+        assert entry["allowed"] == parity.TOLERANCES[kind] and entry["max_abs"] <= entry["allowed"], entry
+        assert entry["ok"] and not entry["mismatch"], entry
+    bundle = load_bundle(tmp_path / "bundle")
+    output = parity.as_nhwc(onnx_export.run_onnx(bundle.path("onnx"), batch), (13, 13, 125))
+    reference = DarknetModel(parse_cfg(cfg), read_weights(weights, parse_cfg(cfg))).forward(batch)
+    assert output.shape == reference.shape == (5, 13, 13, 125)
     assert np.max(np.abs(output - reference)) <= 1e-4
 
 
