@@ -225,3 +225,26 @@ def test_service_starts_without_stick_and_picks_it_up_later(ncs_bundle: Bundle, 
         thread.join(10)
         pipeline.close()
     assert api.api.open_devices == 0 and pipeline.status.backend == "mvnc"
+
+
+def test_auto_falls_back_to_openvino_then_opencv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No stick: OpenVINO when it is installed and the bundle has IR/ONNX, else OpenCV DNN."""
+    import importlib.util
+
+    from tests.edge.helpers import make_bundle
+
+    bundle = load_bundle(make_bundle(tmp_path / "b", {"model.onnx": b"onnx"}, {"onnx": "model.onnx"}))
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    assert resolve_kind(BackendConfig(), bundle, usb) == "openvino"  # the openvino package is pinned
+    assert resolve_kind(BackendConfig(kind="opencv"), bundle, usb) == "opencv"  # explicit wins
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a)
+    )
+    assert resolve_kind(BackendConfig(), bundle, usb) == "opencv"
+    pb_only = load_bundle(make_bundle(tmp_path / "c", {"model.pb": b"pb"}, {"pb": "model.pb"}))
+    monkeypatch.setattr(importlib.util, "find_spec", real)
+    assert (
+        resolve_kind(BackendConfig(), pb_only, usb) == "opencv"
+    )  # OpenVINO without IR/ONNX: cv2 reads the .pb
