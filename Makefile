@@ -45,7 +45,9 @@ node_modules/.stamp: package.json package-lock.json
 node: node_modules/.stamp ## install the pinned AWS CDK CLI
 
 # Real darknet (pjreddie 61c9d02e, Debian's source package), built with OpenMP for the CPU, plus
-# our patch: upstream's CPU backward_region_layer is commented out, so YOLOv2 cannot learn on CPU.
+# our patches (training_scripts/darknet/patches/): upstream's CPU backward_region_layer is
+# commented out, so YOLOv2 cannot learn on CPU; and Debian's label-glyph path points at
+# /usr/share/darknet, which only Debian's binary package installs (`detector test` needs them).
 DARKNET_PATCHES := $(sort $(wildcard training_scripts/darknet/patches/*.patch))
 $(DARKNET_BIN): $(DARKNET_PATCHES) | $(CACHE)/apt.stamp
 	@mkdir -p $(DARKNET_DIR)
