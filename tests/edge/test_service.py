@@ -162,14 +162,21 @@ def test_openvino_service_page_in_browser_and_reload_refusal(
         assert '<p id="status">running · video ' in dom.stdout, dom.stdout[:2000]
         assert rows, dom.stdout[:2000]
         assert any(f"<td>{c}</td>" in rows[0] for c in classes), rows[0]
-        shot = tmp_path / "page.png"
-        result = chromium(url + "/", tmp_path, "--window-size=1000,700", f"--screenshot={shot}")
-        assert result.returncode == 0 and shot.is_file(), result.stderr[-2000:]
-        print(f"screenshot: {shot}")
-        page = cv2.imread(str(shot), cv2.IMREAD_COLOR)
+        # the MJPEG frame in a screenshot is whichever frame was current, and some have no box
+        # above the threshold: up to 5 screenshots, one of which must show drawn boxes
         baseline = max(box_pixels(f, len(classes)) for f in video_frames(synth_video, 60))
-        drawn = box_pixels(page, len(classes))
-        assert drawn > baseline + 150, f"box-coloured pixels: page {drawn}, raw video at most {baseline}"
+        drawn = []
+        for attempt in range(5):
+            shot = tmp_path / f"page-{attempt}.png"
+            result = chromium(url + "/", tmp_path, "--window-size=1000,700", f"--screenshot={shot}")
+            assert result.returncode == 0 and shot.is_file(), result.stderr[-2000:]
+            print(f"screenshot: {shot}")
+            drawn.append(box_pixels(cv2.imread(str(shot), cv2.IMREAD_COLOR), len(classes)))
+            if drawn[-1] > baseline + 150:
+                break
+        assert max(drawn) > baseline + 150, (
+            f"box-coloured pixels: pages {drawn}, raw video at most {baseline}"
+        )
 
         # a corrupted model file: the reload is refused, naming the file, and the old model keeps serving
         weights = edge_bundle / load_bundle(edge_bundle).artifacts["openvino"]
