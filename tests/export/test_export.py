@@ -143,6 +143,9 @@ def test_raw_output_and_boxes_match_darknet(
     output = parity.as_nhwc(run(bundle.path(kind), batch), reference.shape[1:])
     allowed = parity.allowed_error(tolerance, float(np.max(np.abs(reference))))
     assert np.max(np.abs(output - reference)) <= allowed
+    # measured on the 300-iteration CI checkpoint (outputs up to ~30): FP32 ~1.5e-5, FP16 ~8e-3,
+    # so it meets the absolute tolerances too, not only the scaled ones
+    assert np.max(np.abs(output - reference)) <= tolerance
     result = parity.compare(kind, reference, output, bundle.spec, thresh=model_export.parity_thresh)
     assert result.ok, result.describe()
     assert result.reference_boxes > 0  # the comparison covered detections
@@ -215,13 +218,16 @@ def test_416_network_every_format_matches_darknet(tmp_path: Path) -> None:
     weights = tmp_path / "voc416.weights"
     write_weights(weights, random_weights(parse_cfg(cfg), seed=7))
     batch = parity.random_images(5, (416, 416, 3), seed=1)
-    result = export_bundle(cfg, weights, names, tmp_path / "bundle", parity_batch=batch, log=lambda _: None)
+    # random weights score low: a low threshold so that the box comparison has boxes to compare
+    result = export_bundle(
+        cfg, weights, names, tmp_path / "bundle", parity_batch=batch, parity_thresh=0.02, log=lambda _: None
+    )
     entries = {entry["kind"]: entry for entry in result.manifest["parity"]}
     assert set(entries) == {"pb", "onnx", "openvino", "openvino_fp16"}
     for kind, entry in entries.items():
         assert entry["images"] == 5 and entry["output_max"] < parity.OUTPUT_SCALE, entry
         assert entry["allowed"] == parity.TOLERANCES[kind] and entry["max_abs"] <= entry["allowed"], entry
-        assert entry["ok"] and not entry["mismatch"], entry
+        assert entry["ok"] and not entry["mismatch"] and entry["reference_boxes"] > 0, entry
     bundle = load_bundle(tmp_path / "bundle")
     output = parity.as_nhwc(onnx_export.run_onnx(bundle.path("onnx"), batch), (13, 13, 125))
     reference = DarknetModel(parse_cfg(cfg), read_weights(weights, parse_cfg(cfg))).forward(batch)
