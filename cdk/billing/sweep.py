@@ -170,6 +170,32 @@ def _by_kind(items: Iterable[Leftover], kind: str) -> list[Leftover]:
     return [x for x in items if x.kind == kind]
 
 
+def request_instances(requests: Iterable[Leftover]) -> set[str]:
+    """Ids of the instances the spot ``requests`` launched (tagged or not)."""
+    return {str(r.raw["InstanceId"]) for r in requests if r.raw.get("InstanceId")}
+
+
+def terminate_instances(ec2: Any, ids: list[str], timeout: float) -> list[str]:
+    """Terminate ``ids`` and wait until they are; one line per failure (empty when all went)."""
+    from botocore.exceptions import ClientError
+
+    if not ids:
+        return []
+    try:
+        ec2.terminate_instances(InstanceIds=ids)
+    except ClientError as exc:
+        return [f"instances {', '.join(ids)}: {exc.response.get('Error', {}).get('Message', exc)}"]
+    print(f"  terminating {', '.join(ids)}", file=sys.stderr)
+
+    def all_terminated() -> bool:
+        reservations = ec2.describe_instances(InstanceIds=ids)["Reservations"]
+        return {i["State"]["Name"] for r in reservations for i in r["Instances"]} <= {"terminated"}
+
+    if not wait_until(all_terminated, "waiting for instances to terminate", timeout):
+        return [f"instances {', '.join(ids)}: not terminated after {timeout:.0f} s"]
+    return []
+
+
 def cancel_spot_requests(ec2: Any, requests: list[Leftover]) -> list[str]:
     """Cancel ``requests``; one line per failure (empty when they are cancelled).
 
@@ -207,33 +233,11 @@ def delete_leftovers(ec2: Any, leftovers: list[Leftover], timeout: float) -> lis
             failures.append(f"{item.kind} {item.id}: {error.get('Message', exc)}")
 
     requests = _by_kind(leftovers, "spot-request")
-    if requests:
-        failures += cancel_spot_requests(ec2, requests)
+    failures += cancel_spot_requests(ec2, requests)
     # A persistent request may have launched a replacement (untagged: the launch template tags only
     # the request and the interface), so the request's own instance goes too.
-    instances = sorted(
-        {i.id for i in _by_kind(leftovers, "instance")}
-        | {str(r.raw["InstanceId"]) for r in requests if r.raw.get("InstanceId")}
-    )
-    if instances:
-        try:
-            ec2.terminate_instances(InstanceIds=instances)
-        except ClientError as exc:
-            failures.append(
-                f"instances {', '.join(instances)}: {exc.response.get('Error', {}).get('Message', exc)}"
-            )
-            instances = []
-        else:
-            print(f"  terminating {', '.join(instances)}", file=sys.stderr)
-    if instances:
-
-        def all_terminated() -> bool:
-            reservations = ec2.describe_instances(InstanceIds=instances)["Reservations"]
-            states = {i["State"]["Name"] for r in reservations for i in r["Instances"]}
-            return states <= {"terminated"}
-
-        if not wait_until(all_terminated, "waiting for instances to terminate", timeout):
-            failures.append(f"instances {', '.join(instances)}: not terminated after {timeout:.0f} s")
+    ids = {i.id for i in _by_kind(leftovers, "instance")} | request_instances(requests)
+    failures += terminate_instances(ec2, sorted(ids), timeout)
     for addr in _by_kind(leftovers, "elastic-ip"):
         if addr.raw.get("AssociationId"):
             attempt(addr, lambda a=addr: ec2.disassociate_address(AssociationId=a.raw["AssociationId"]))

@@ -30,6 +30,8 @@ from cdk.billing.sweep import (
     find_leftovers,
     find_spot_requests,
     leftover_rows,
+    request_instances,
+    terminate_instances,
     wait_until,
 )
 from cdk.billing.table import render_table
@@ -141,8 +143,14 @@ def teardown(args: argparse.Namespace) -> int:
 
     problems: list[str] = []
     if training is not None:
-        # first the spot requests: a persistent one relaunches the host the stack delete terminates
-        problems += cancel_spot_requests(aws.ec2, find_spot_requests(aws.ec2, sweep_tags))
+        # first the spot requests: a persistent one relaunches the host the stack delete terminates;
+        # a replacement it already launched is not the stack's and carries no tag, so it goes here
+        requests = find_spot_requests(aws.ec2, sweep_tags)
+        problems += cancel_spot_requests(aws.ec2, requests)
+        stack_host = outputs(training).get(OUTPUT_INSTANCE_ID)
+        problems += terminate_instances(
+            aws.ec2, sorted(request_instances(requests) - {stack_host}), args.timeout
+        )
         print(f"deleting {config.training_stack_name}", file=sys.stderr)
         problems += filter(None, [delete_stack(aws.cfn, config.training_stack_name, args.timeout)])
     if args.purge and artifacts is not None and problems:

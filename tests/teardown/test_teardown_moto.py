@@ -213,7 +213,10 @@ def test_cli_entry_point_exits_non_zero_with_one_line(aws_env: str) -> None:
 
 
 def test_spot_request_cancelled_before_the_stack_and_its_replacement_swept(
-    synthesized: Synthesized, aws_env: str, capsys: pytest.CaptureFixture[str]
+    synthesized: Synthesized,
+    aws_env: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A persistent spot request (the stack's spot option) relaunches a terminated host: teardown
     cancels it before deleting the stack, and --sweep terminates an untagged replacement it launched."""
@@ -231,13 +234,30 @@ def test_spot_request_cancelled_before_the_stack_and_its_replacement_swept(
     replacement = ec2.run_instances(ImageId=image, InstanceType="g4dn.xlarge", MinCount=1, MaxCount=1)
     replacement_id = replacement["Instances"][0]["InstanceId"]
 
-    # plain teardown: the request is cancelled first, the stack goes, nothing is left to relaunch
+    # plain teardown: the request is cancelled first, the replacement it launched (untagged, not the
+    # stack's) is terminated, the stack goes, nothing is left to relaunch. moto does not fulfil spot
+    # requests, so the request's InstanceId is filled in as AWS would.
+    real_find = teardown_cli.find_spot_requests
+
+    def fulfilled(ec2_client, tags):  # type: ignore[no-untyped-def]
+        found = real_find(ec2_client, tags)
+        for request_found in found:
+            request_found.raw["InstanceId"] = replacement_id
+        return found
+
+    monkeypatch.setattr(teardown_cli, "find_spot_requests", fulfilled)
     code = teardown_cli.main(["--timeout", "60"])
     out, err = capsys.readouterr()
     assert code == 0, out
     assert f"cancelled spot requests {request_id}" in err
-    assert err.index("cancelled spot requests") < err.index("deleting EdgeYolo-dev-Training")
+    assert err.index("cancelled spot requests") < err.index(f"terminating {replacement_id}")
+    assert err.index(f"terminating {replacement_id}") < err.index("deleting EdgeYolo-dev-Training")
+    assert _instance(replacement_id)["State"]["Name"] == "terminated"
     assert find_spot_requests(ec2, TAGS) == [] and _stack_names() == {"EdgeYolo-dev-Artifacts"}
+    monkeypatch.setattr(teardown_cli, "find_spot_requests", real_find)
+    replacement_id = ec2.run_instances(ImageId=image, InstanceType="g4dn.xlarge", MinCount=1, MaxCount=1)[
+        "Instances"
+    ][0]["InstanceId"]
 
     # a request that is still open (say, cancelled by nobody after a failed delete) is a leftover,
     # and --sweep takes its untagged instance with it
