@@ -127,8 +127,8 @@ STATUS_ARGS ?=
 synth: venv node ## synthesize both stacks into cdk.out + cdk-nag report (no AWS credentials needed)
 	$(CDK) synth --quiet $(CDK_ARGS)
 
-deploy: venv node ## cdk deploy --all with the pinned CLI (credentials, bootstrapped account)
-	$(CDK) deploy --all --require-approval broadening $(CDK_ARGS)
+deploy: venv node ## cdk deploy --all with the pinned CLI (credentials, bootstrapped account); AMI from the GPU matrix
+	params=$$($(PY) -m cdk.ami $(CDK_ARGS)) && $(CDK) deploy --all --require-approval broadening $(CDK_ARGS) $$params
 
 destroy: venv node ## cdk destroy --all (the artifact bucket is retained unless the stage is throwaway)
 	$(CDK) destroy --all $(CDK_ARGS)

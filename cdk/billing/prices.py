@@ -25,6 +25,7 @@ INSTANCE_USD_PER_HOUR: dict[str, float] = {
     "g5.2xlarge": 1.212,
     "g6.xlarge": 0.8048,
     "g6.2xlarge": 0.9776,
+    "g6e.xlarge": 1.861,
 }
 
 VOLUME_USD_PER_GB_MONTH: dict[str, float] = {"gp3": 0.08, "gp2": 0.10}

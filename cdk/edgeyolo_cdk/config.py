@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cdk.edgeyolo_cdk.gpu import DEFAULT_INSTANCE_TYPE, GPU_BY_INSTANCE_TYPE, GpuInfo
+from cdk.edgeyolo_cdk.gpu import (
+    DEFAULT_INSTANCE_TYPE,
+    ROW_BY_INSTANCE_TYPE,
+    GpuInfo,
+    MatrixRow,
+    check_combination,
+)
 from edge_image.errors import UserError
 
 # Tag contract shared with the Ansible inventory (amazon.aws.aws_ec2 filters) and cdk.billing.
@@ -37,13 +43,11 @@ OUTPUT_BUCKET_NAME = "BucketName"
 OUTPUT_REGION = "Region"
 OUTPUT_GPU_ARCH = "GpuArch"
 OUTPUT_GPU_SM = "GpuSm"
+OUTPUT_CUDA_HOME = "CudaHome"
+OUTPUT_AMI = "Ami"
 
-# Deep Learning AMI (Ubuntu 22.04, OSS Nvidia driver) through its SSM public parameter. AWS's current
-# DLAMI release notes list G4dn/G5/G6/P4/P5 but not P3: for p3.2xlarge pin ``amiId`` to an image you
-# have checked boots on P3, or choose another path.
-DEFAULT_AMI_SSM_PARAMETER = (
-    "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
-)
+# The AMI comes from the GPU matrix (cdk/edgeyolo_cdk/gpu.py): p3.2xlarge cannot use the current
+# OSS-driver DLAMIs. ``amiSsmParameter`` / ``amiId`` override it; ``cudaVersion`` overrides the CUDA.
 
 CONTEXT_SOURCE = "cdk.json context"
 
@@ -54,6 +58,7 @@ _AMI_RE = re.compile(r"^ami-[0-9a-f]{8}([0-9a-f]{9})?$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _KEY_NAME_RE = re.compile(r"^[\w.\- ]{1,255}$")
 _SSM_PATH_RE = re.compile(r"^/[\w./-]+$")
+_CUDA_RE = re.compile(r"^\d{2}\.\d$")
 
 MIN_ROOT_GIB = 75  # the DLAMI root snapshot is smaller; datasets and checkpoints need the rest
 MAX_ROOT_GIB = 16384  # gp3 maximum
@@ -69,6 +74,7 @@ _KNOWN_KEYS = frozenset(
         "instanceType",
         "amiSsmParameter",
         "amiId",
+        "cudaVersion",
         "spot",
         "spotMaxPrice",
         "rootVolumeGiB",
@@ -94,8 +100,9 @@ class DeployConfig:
     region: str = "us-east-1"
     availability_zone: str | None = None
     instance_type: str = DEFAULT_INSTANCE_TYPE
-    ami_ssm_parameter: str = DEFAULT_AMI_SSM_PARAMETER
+    ami_ssm_parameter: str | None = None
     ami_id: str | None = None
+    cuda_version: str | None = None
     spot: bool = False
     spot_max_price: float | None = None
     root_volume_gib: int = 150
@@ -108,10 +115,25 @@ class DeployConfig:
     throwaway: bool = False
     budget_email: str | None = None
     budget_monthly_usd: float = 200.0
-    gpu: GpuInfo = field(init=False)
+    row: MatrixRow = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "gpu", GPU_BY_INSTANCE_TYPE[self.instance_type])
+        object.__setattr__(self, "row", ROW_BY_INSTANCE_TYPE[self.instance_type])
+
+    @property
+    def gpu(self) -> GpuInfo:
+        """The instance type's GPU (from the matrix)."""
+        return self.row.gpu
+
+    @property
+    def cuda(self) -> str:
+        """The CUDA version darknet is built with: ``cudaVersion`` or the matrix's."""
+        return self.cuda_version or self.row.cuda
+
+    @property
+    def cuda_home(self) -> str:
+        """``/usr/local/cuda-<cuda>`` on the DLAMI (which carries several CUDA versions)."""
+        return f"/usr/local/cuda-{self.cuda}"
 
     @property
     def stack_prefix(self) -> str:
@@ -223,8 +245,17 @@ def _parse(ctx: Mapping[str, Any]) -> DeployConfig:
             raise _bad(key, f"unknown key (known: {', '.join(sorted(_KNOWN_KEYS))})")
 
     instance_type = _as_str(ctx, "instanceType", DEFAULT_INSTANCE_TYPE)
-    if instance_type not in GPU_BY_INSTANCE_TYPE:
-        raise _bad("instanceType", f"{instance_type!r} is not one of {', '.join(GPU_BY_INSTANCE_TYPE)}")
+    if instance_type not in ROW_BY_INSTANCE_TYPE:
+        choices = ", ".join(f"{t} ({r.gpu.name})" for t, r in ROW_BY_INSTANCE_TYPE.items())
+        raise _bad("instanceType", f"{instance_type!r} is not in the GPU matrix; working choices: {choices}")
+    ami_ssm_parameter = _matching(ctx, "amiSsmParameter", None, _SSM_PATH_RE, "an SSM parameter path")
+    cuda_version = _matching(ctx, "cudaVersion", None, _CUDA_RE, "a CUDA version like 12.3")
+    try:
+        check_combination(
+            ROW_BY_INSTANCE_TYPE[instance_type], ami_ssm_parameter=ami_ssm_parameter, cuda=cuda_version
+        )
+    except UserError as exc:
+        raise UserError(f"{CONTEXT_SOURCE}: {exc} (instanceType {instance_type})") from None
     stage = _matching(ctx, "stage", "dev", _STAGE_RE, "a stage name (lower-case letters/digits, <= 12)")
     throwaway = _as_bool(ctx, "throwaway", False)
     if throwaway and stage in PROTECTED_STAGES:
@@ -260,9 +291,8 @@ def _parse(ctx: Mapping[str, Any]) -> DeployConfig:
         region=region,
         availability_zone=availability_zone,
         instance_type=instance_type,
-        ami_ssm_parameter=_matching(
-            ctx, "amiSsmParameter", DEFAULT_AMI_SSM_PARAMETER, _SSM_PATH_RE, "an SSM parameter path"
-        ),
+        ami_ssm_parameter=ami_ssm_parameter,
+        cuda_version=cuda_version,
         ami_id=_matching(ctx, "amiId", None, _AMI_RE, "an AMI id like ami-0123456789abcdef0"),
         spot=spot,
         spot_max_price=spot_max_price,

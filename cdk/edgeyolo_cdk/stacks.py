@@ -2,7 +2,7 @@
 
 ``EdgeYolo-<stage>-Artifacts``: artifact + access-log buckets (retained), optional cost budget.
 ``EdgeYolo-<stage>-Training``: VPC, GPU host, idle-stop alarm; outputs InstanceId, BucketName, Region,
-GpuArch ("7.0") and GpuSm ("sm_70"). Teardown deletes only the training stack.
+GpuArch ("7.0"), GpuSm ("sm_70"), CudaHome and Ami. Teardown deletes only the training stack.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from constructs import Construct
 from cdk.edgeyolo_cdk.artifact_store import ArtifactStore, ArtifactStoreProps
 from cdk.edgeyolo_cdk.budget import CostBudget, CostBudgetProps
 from cdk.edgeyolo_cdk.config import (
+    OUTPUT_AMI,
     OUTPUT_BUCKET_NAME,
+    OUTPUT_CUDA_HOME,
     OUTPUT_GPU_ARCH,
     OUTPUT_GPU_SM,
     OUTPUT_INSTANCE_ID,
@@ -101,6 +103,7 @@ class TrainingStack(Stack):
                 name=f"{config.project}-{config.stage}-training",
                 instance_type=config.instance_type,
                 gpu=config.gpu,
+                dlami=config.row.dlami,
                 ami_ssm_parameter=config.ami_ssm_parameter,
                 ami_id=config.ami_id,
                 region=config.region,
@@ -132,6 +135,18 @@ class TrainingStack(Stack):
             description=f"{config.gpu.name} compute capability (darknet ARCH)",
         )
         CfnOutput(self, OUTPUT_GPU_SM, value=config.gpu.sm, description=f"{config.gpu.name} nvcc sm_ name")
+        CfnOutput(
+            self,
+            OUTPUT_CUDA_HOME,
+            value=config.cuda_home,
+            description=f"CUDA {config.cuda} on the AMI (darknet_cuda_home; the GPU matrix in cdk/README.md)",
+        )
+        CfnOutput(
+            self,
+            OUTPUT_AMI,
+            value=config.ami_id or config.ami_ssm_parameter or config.row.dlami.title,
+            description="The AMI the host boots (pinned id, SSM parameter, or DLAMI by name)",
+        )
 
 
 def add_stacks(app: App, config: DeployConfig, *, nag: bool = True) -> tuple[ArtifactsStack, TrainingStack]:

@@ -1,7 +1,9 @@
 """TrainingHost: the GPU instance darknet trains on, reachable through SSM Session Manager.
 
-- AMI: the Deep Learning AMI's SSM public parameter (resolved by CloudFormation at deploy time), or a
-  pinned ``ami_id``. AWS's current DLAMI release notes do not list P3: pin an AMI for p3.2xlarge.
+- AMI: from the GPU matrix (``gpu.MATRIX``): a DLAMI SSM public parameter (resolved by CloudFormation
+  at deploy time), or, for a DLAMI found by exact name and owner (p3.2xlarge), the ``TrainingAmiId``
+  parameter that ``make deploy`` fills with ``python -m cdk.ami``; ``ami_id`` / ``ami_ssm_parameter``
+  override both.
 - Launch template: IMDSv2 required; optional spot (persistent request, stop on interruption, so the
   idle alarm can stop it and the EBS volume with the checkpoints survives).
 - Encrypted gp3 root volume; tags propagate to it so teardown finds leftovers.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Tags
+from aws_cdk import CfnParameter, Tags
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
@@ -21,9 +23,9 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from cdk.edgeyolo_cdk.config import ROLE_TRAINING_HOST, TAG_ROLE
-from cdk.edgeyolo_cdk.gpu import GpuInfo
+from cdk.edgeyolo_cdk.gpu import Dlami, GpuInfo
 
-ROOT_DEVICE = "/dev/sda1"  # the Ubuntu DLAMI's root device name
+AMI_PARAMETER = "TrainingAmiId"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,7 +37,8 @@ class TrainingHostProps:
     name: str
     instance_type: str
     gpu: GpuInfo
-    ami_ssm_parameter: str
+    dlami: Dlami
+    ami_ssm_parameter: str | None
     ami_id: str | None
     region: str
     root_volume_gib: int
@@ -46,10 +49,23 @@ class TrainingHostProps:
     tags: dict[str, str]
 
 
-def _machine_image(props: TrainingHostProps) -> ec2.IMachineImage:
+def _machine_image(scope: Construct, props: TrainingHostProps) -> ec2.IMachineImage:
+    """The pinned id, the SSM parameter (override or the matrix's), or the name-resolved parameter."""
     if props.ami_id:
         return ec2.MachineImage.generic_linux({props.region: props.ami_id})
-    return ec2.MachineImage.from_ssm_parameter(props.ami_ssm_parameter, os=ec2.OperatingSystemType.LINUX)
+    ssm = props.ami_ssm_parameter or props.dlami.ssm_parameter
+    if ssm:
+        return ec2.MachineImage.from_ssm_parameter(ssm, os=ec2.OperatingSystemType.LINUX)
+    param = CfnParameter(
+        scope,
+        AMI_PARAMETER,
+        type="AWS::EC2::Image::Id",
+        description=f"{props.dlami.title} (owner {props.dlami.owner}, name {props.dlami.image_name!r}): "
+        "`make deploy` fills it with `python -m cdk.ami`",
+    )
+    # The parameter belongs to the stack (its logical id is what `--parameters` names).
+    param.override_logical_id(AMI_PARAMETER)
+    return ec2.MachineImage.generic_linux({props.region: param.value_as_string})
 
 
 class TrainingHost(Construct):
@@ -97,7 +113,7 @@ class TrainingHost(Construct):
             "Instance",
             instance_name=props.name,
             instance_type=ec2.InstanceType(props.instance_type),
-            machine_image=_machine_image(props),
+            machine_image=_machine_image(self, props),
             vpc=props.vpc,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
             security_group=self.security_group,
@@ -110,7 +126,7 @@ class TrainingHost(Construct):
             propagate_tags_to_volume_on_creation=True,
             block_devices=[
                 ec2.BlockDevice(
-                    device_name=ROOT_DEVICE,
+                    device_name=props.dlami.root_device,
                     volume=ec2.BlockDeviceVolume.ebs(
                         props.root_volume_gib,
                         volume_type=ec2.EbsDeviceVolumeType.GP3,

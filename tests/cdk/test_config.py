@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from cdk.edgeyolo_cdk.config import DEFAULT_AMI_SSM_PARAMETER, DeployConfig, parse_context
+from cdk.edgeyolo_cdk.config import DeployConfig, parse_context
 from edge_image.errors import UserError
 from tests.fixtures.cdk import NODE_MAJOR, REPO, base_context
 
@@ -19,7 +19,10 @@ def test_cdk_json_defaults_parse_into_typed_config() -> None:
     cfg = parse_context(base_context())
     assert cfg.instance_type == "p3.2xlarge"
     assert (cfg.gpu.name, cfg.gpu.compute, cfg.gpu.sm) == ("V100", "7.0", "sm_70")
-    assert cfg.ami_ssm_parameter == DEFAULT_AMI_SSM_PARAMETER
+    # No AMI override: the GPU matrix's DLAMI for a V100 (not the latest OSS-driver DLAMI).
+    assert (cfg.ami_ssm_parameter, cfg.ami_id, cfg.cuda_version) == (None, None, None)
+    assert cfg.row.dlami.image_name.startswith("Deep Learning Base Proprietary Nvidia Driver AMI")
+    assert (cfg.cuda, cfg.cuda_home) == ("12.3", "/usr/local/cuda-12.3")
     assert (cfg.ssh_cidr, cfg.spot, cfg.throwaway, cfg.budget_email) == (None, False, False, None)
     assert (cfg.artifacts_stack_name, cfg.training_stack_name) == (
         "EdgeYolo-dev-Artifacts",
@@ -45,7 +48,7 @@ def test_command_line_strings_are_converted() -> None:
         ({"sshCidr": "10.0.0.0/8", "keyName": "k"}, "sshCidr: 10.0.0.0/8 is broader than /16"),
         ({"sshCidr": "10.1.2.3/24", "keyName": "k"}, "sshCidr: '10.1.2.3/24' is not a network"),
         ({"sshCidr": "203.0.113.0/24"}, "sshCidr: SSH ingress needs keyName"),
-        ({"instanceType": "p2.xlarge"}, "instanceType: 'p2.xlarge' is not one of p3.2xlarge, g4dn.xlarge"),
+        ({"instanceType": "p2.xlarge"}, "instanceType: 'p2.xlarge' is not in the GPU matrix"),
         ({"rootVolumeGiB": 20}, "rootVolumeGiB: 20 is outside 75..16384"),
         ({"rootVolumeGiB": 99999}, "rootVolumeGiB: 99999 is outside 75..16384"),
         ({"rootVolumeGiB": "big"}, "rootVolumeGiB: expected an integer, got 'big'"),

@@ -7,7 +7,6 @@ import json
 
 from aws_cdk.assertions import Match, Template
 
-from cdk.edgeyolo_cdk.config import DEFAULT_AMI_SSM_PARAMETER
 from tests.fixtures.cdk import Synthesized
 
 PROJECT_TAGS = [{"Key": "Project", "Value": "edgeyolo"}, {"Key": "Stage", "Value": "dev"}]
@@ -117,7 +116,7 @@ def test_training_host_properties(synthesized: Synthesized) -> None:
             "PropagateTagsToVolumeOnCreation": True,
             "BlockDeviceMappings": [
                 {
-                    "DeviceName": "/dev/sda1",
+                    "DeviceName": "/dev/xvda",
                     "Ebs": {
                         "DeleteOnTermination": True,
                         "Encrypted": True,
@@ -136,9 +135,12 @@ def test_training_host_properties(synthesized: Synthesized) -> None:
             ],
         },
     )
-    # The AMI comes from the DLAMI SSM public parameter, resolved by CloudFormation.
-    params = training.find_parameters("*", {"Type": "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"})
-    assert [p["Default"] for p in params.values()] == [DEFAULT_AMI_SSM_PARAMETER]
+    # p3.2xlarge: no SSM-resolved (latest) DLAMI; a plain image-id parameter that `make deploy` fills
+    # with the last DLAMI that drives a V100 (python -m cdk.ami), found by name and owner.
+    assert training.find_parameters("*", {"Type": "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"}) == {}
+    (ami_param,) = training.find_parameters("*", {"Type": "AWS::EC2::Image::Id"}).values()
+    assert "Default" not in ami_param
+    assert "Proprietary Nvidia Driver AMI (Amazon Linux 2) Version 71.6" in ami_param["Description"]
     # One launch template: IMDSv2, no spot, and tags for what the instance launches.
     training.resource_count_is("AWS::EC2::LaunchTemplate", 1)
     template = next(iter(training.find_resources("AWS::EC2::LaunchTemplate").values()))
