@@ -11,8 +11,9 @@ DARKNET_BIN := $(DARKNET_DIR)/darknet
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-# Debian packages the tests and the demo use (installed when running as root).
-APT_PACKAGES := dpkg-dev build-essential libgl1 libglib2.0-0 chromium debootstrap rsync systemd
+# Debian packages the tests and the demo use (installed when running as root); g++-11 is the host
+# compiler CUDA 11.8's nvcc accepts (make darknet-gpu).
+APT_PACKAGES := dpkg-dev build-essential g++-11 libgl1 libglib2.0-0 chromium debootstrap rsync systemd
 
 .PHONY: help setup venv node apt darknet lint test test-fast bench clean
 
@@ -59,14 +60,34 @@ $(DARKNET_BIN): $(DARKNET_PATCHES) | $(CACHE)/apt.stamp
 
 darknet: $(DARKNET_BIN) ## build CPU darknet from Debian's source package
 
+# darknet's GPU build (AlexeyAB, pinned commit, from shared/vendor) through roles/darknet, on this
+# machine without a GPU: CUDA 11.8 from Debian bookworm non-free + cuDNN 8.9 from PyPI, assembled in
+# $(CUDA_LOCAL) (downloads cached in $(CACHE)/downloads/cuda); ARCH sm_70 (V100) + sm_86 (A10G).
+VENDOR ?= $(CURDIR)/../shared/vendor
+DARKNET_ARCHIVE ?= $(VENDOR)/darknet-alexeyab-59596d78.tar.gz
+DARKNET_ARCHIVE_SHA256 ?= a05c88d2887f182b1e25c7d4873f5447d56b69b9027035ae8fe15fdff1af91a6
+CUDA_LOCAL := $(CURDIR)/$(CACHE)/cuda-11.8
+DARKNET_GPU_DIR := $(CURDIR)/$(CACHE)/darknet-gpu
+DARKNET_GPU_ARCH ?= ["7.0","8.6"]
+DARKNET_GPU_PLAYBOOK = ANSIBLE_CONFIG=$(CURDIR)/ansible/ansible.cfg $(VENV)/bin/ansible-playbook -i localhost, ansible/darknet-gpu.yml \
+	-e darknet_archive=$(DARKNET_ARCHIVE) -e darknet_archive_sha256=$(DARKNET_ARCHIVE_SHA256)
+.PHONY: cuda-toolkit darknet-gpu gpu-check
+cuda-toolkit: venv apt ## CUDA 11.8 + cuDNN 8.9 from the registries into .cache/cuda-11.8 (cached)
+	$(PY) -m training_scripts cuda-toolkit --out $(CUDA_LOCAL) --downloads $(CACHE)/downloads/cuda
+
+darknet-gpu: cuda-toolkit ## AlexeyAB GPU=1 CUDNN=1 CUDNN_HALF=1 (sm_70+sm_86) via roles/darknet -> .cache/darknet-gpu/darknet
+	$(DARKNET_GPU_PLAYBOOK) -e darknet_root=$(DARKNET_GPU_DIR) -e darknet_cuda_home=$(CUDA_LOCAL) \
+	  -e '{"darknet_cuda_arch": $(DARKNET_GPU_ARCH)}' -e darknet_verify_gpu=false $(DARKNET_GPU_ARGS)
+
 setup: apt venv node darknet ## everything the tests need
 
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: setup lint ## lint + the whole test suite (what CI runs)
-	DARKNET_BIN=$(CURDIR)/$(DARKNET_BIN) $(VENV)/bin/pytest
+test: setup darknet-gpu lint ## lint + the whole test suite (what CI runs)
+	DARKNET_BIN=$(CURDIR)/$(DARKNET_BIN) DARKNET_GPU_DIR=$(DARKNET_GPU_DIR) CUDA_LOCAL=$(CUDA_LOCAL) \
+	  DARKNET_ARCHIVE=$(DARKNET_ARCHIVE) $(VENV)/bin/pytest
 
 test-fast: setup ## tests without the slow end-to-end ones
 	DARKNET_BIN=$(CURDIR)/$(DARKNET_BIN) $(VENV)/bin/pytest -m "not slow"

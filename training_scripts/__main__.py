@@ -29,6 +29,7 @@ COMMANDS: tuple[str, ...] = (
     "export",
     "pack",
     "bench",
+    "cuda-toolkit",
     "summary",
 )
 
@@ -40,9 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         try:
-            module = importlib.import_module(f"training_scripts.cli.{name}")
+            module = importlib.import_module(f"training_scripts.cli.{name.replace('-', '_')}")
         except ModuleNotFoundError as exc:
-            if exc.name == f"training_scripts.cli.{name}":
+            if exc.name == f"training_scripts.cli.{name.replace('-', '_')}":
                 continue
             raise
         module.register(sub)

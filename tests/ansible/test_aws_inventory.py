@@ -31,6 +31,7 @@ TEMPLATE = {
     "Outputs": {
         "BucketName": {"Value": {"Ref": "Artifacts"}},
         "GpuSm": {"Value": "sm_75"},
+        "CudaHome": {"Value": "/usr/local/cuda-12.9"},
         "Region": {"Value": REGION},
     },
 }
@@ -128,7 +129,7 @@ def test_stack_outputs_play_resolves_bucket_and_arch(aws: dict[str, str], tmp_pa
                 "ansible.builtin.debug": {
                     "msg": "RESOLVED {{ {'bucket': edgeyolo_bucket, "
                     "'ssm_bucket': ansible_aws_ssm_bucket_name, "
-                    "'arch': darknet_cuda_arch, 'dataset': dataset_archive_url, "
+                    "'arch': darknet_cuda_arch, 'cuda': darknet_cuda_home, 'dataset': dataset_archive_url, "
                     "'publish': publish_s3_bucket} | to_json }}"
                 },
                 "delegate_to": "localhost",
@@ -154,6 +155,7 @@ def test_stack_outputs_play_resolves_bucket_and_arch(aws: dict[str, str], tmp_pa
         "bucket": bucket,
         "ssm_bucket": bucket,
         "arch": "sm_75",
+        "cuda": "/usr/local/cuda-12.9",
         "dataset": f"s3://{bucket}/datasets/flickr_logos_27_dataset.tar.gz",
         "publish": bucket,
     }
