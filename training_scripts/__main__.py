@@ -30,6 +30,7 @@ COMMANDS: tuple[str, ...] = (
     "pack",
     "bench",
     "cuda-toolkit",
+    "spot-watch",
     "summary",
 )
 

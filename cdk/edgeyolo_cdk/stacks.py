@@ -2,7 +2,8 @@
 
 ``EdgeYolo-<stage>-Artifacts``: artifact + access-log buckets (retained), optional cost budget.
 ``EdgeYolo-<stage>-Training``: VPC, GPU host, idle-stop alarm; outputs InstanceId, BucketName, Region,
-GpuArch ("7.0"), GpuSm ("sm_70"), CudaHome and Ami. Teardown deletes only the training stack.
+GpuArch ("7.0"), GpuSm ("sm_70"), CudaHome, Ami and Spot
+("true": the train role starts the spot interruption watcher). Teardown deletes only the training stack.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from cdk.edgeyolo_cdk.config import (
     OUTPUT_GPU_SM,
     OUTPUT_INSTANCE_ID,
     OUTPUT_REGION,
+    OUTPUT_SPOT,
     DeployConfig,
 )
 from cdk.edgeyolo_cdk.idle_stop import IdleStopAlarm, IdleStopProps
@@ -146,6 +148,12 @@ class TrainingStack(Stack):
             OUTPUT_AMI,
             value=config.ami_id or config.ami_ssm_parameter or config.row.dlami.title,
             description="The AMI the host boots (pinned id, SSM parameter, or DLAMI by name)",
+        )
+        CfnOutput(
+            self,
+            OUTPUT_SPOT,
+            value="true" if config.spot else "false",
+            description="Spot host: the train role watches for the 2-minute notice (train_spot_watch)",
         )
 
 

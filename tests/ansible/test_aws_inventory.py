@@ -32,6 +32,7 @@ TEMPLATE = {
         "BucketName": {"Value": {"Ref": "Artifacts"}},
         "GpuSm": {"Value": "sm_75"},
         "CudaHome": {"Value": "/usr/local/cuda-12.9"},
+        "Spot": {"Value": "true"},
         "Region": {"Value": REGION},
     },
 }
@@ -130,7 +131,7 @@ def test_stack_outputs_play_resolves_bucket_and_arch(aws: dict[str, str], tmp_pa
                     "msg": "RESOLVED {{ {'bucket': edgeyolo_bucket, "
                     "'ssm_bucket': ansible_aws_ssm_bucket_name, "
                     "'arch': darknet_cuda_arch, 'cuda': darknet_cuda_home, 'dataset': dataset_archive_url, "
-                    "'publish': publish_s3_bucket} | to_json }}"
+                    "'publish': publish_s3_bucket, 'spot': train_spot_watch} | to_json }}"
                 },
                 "delegate_to": "localhost",
             }
@@ -158,4 +159,5 @@ def test_stack_outputs_play_resolves_bucket_and_arch(aws: dict[str, str], tmp_pa
         "cuda": "/usr/local/cuda-12.9",
         "dataset": f"s3://{bucket}/datasets/flickr_logos_27_dataset.tar.gz",
         "publish": bucket,
+        "spot": True,
     }

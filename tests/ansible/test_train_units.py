@@ -17,9 +17,15 @@ from pathlib import Path
 import pytest
 
 from tests.ansible.runner import ROLES_DIR, run_playbook
+from training_scripts.__main__ import build_parser
 
 TEMPLATES = ROLES_DIR / "train" / "templates"
-UNITS = ("edgeyolo-train@.service", "edgeyolo-train-sync@.service", "edgeyolo-train-sync@.timer")
+UNITS = (
+    "edgeyolo-train@.service",
+    "edgeyolo-train-sync@.service",
+    "edgeyolo-train-sync@.timer",
+    "edgeyolo-spot-watch@.service",
+)
 RUN = "abc123def456"
 ARGV = ["train", "--data", "/data dir/with space", "--cfg", "it's.cfg", "--weights", "none"]
 
@@ -60,6 +66,8 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "train_group": "root",
         "train_env_dir": str(out),
         "train_project_dir": str(tmp),
+        "train_python": sys.executable,
+        "train_spot_poll_seconds": 3,
         "train_s3_sync": True,
         "train_s3_sync_uri": "s3://bucket/checkpoints/",
         "train_s3_sync_interval": "15min",
@@ -167,3 +175,23 @@ def test_stop_post_marks_only_successful_runs_done(rendered: Path, tmp_path: Pat
         env = {"EDGEYOLO_RUN_DIR": str(tmp_path), "SERVICE_RESULT": result, "PATH": "/usr/bin:/bin"}
         subprocess.run(["/bin/sh", "-c", script], env=env, check=True, timeout=60)
         assert (tmp_path / "train.done").exists() is expected
+
+
+def test_spot_watcher_runs_spot_watch_on_the_runs_directory_and_prefix(rendered: Path) -> None:
+    """The watcher's ExecStart, with the environment file substituted as systemd does, is a valid
+    `spot-watch` command line for this run's directory and S3 prefix; it skips finished runs."""
+    unit = rendered / f"edgeyolo-spot-watch@{RUN}.service"
+    env = _systemd_env(rendered / f"train-{RUN}.env")
+    (exec_start,) = _directive(unit, "ExecStart")
+    argv = exec_start.replace("${EDGEYOLO_RUN_DIR}", env["EDGEYOLO_RUN_DIR"])
+    argv = argv.replace("${EDGEYOLO_S3_URI}", env["EDGEYOLO_S3_URI"]).split()
+    assert argv[:4] == [sys.executable, "-m", "training_scripts", "spot-watch"]
+    args = build_parser().parse_args(argv[3:])
+    assert (str(args.run), args.s3_uri, args.interval) == (
+        env["EDGEYOLO_RUN_DIR"],
+        f"s3://bucket/checkpoints/{RUN}",
+        3.0,
+    )
+    runs = Path(env["EDGEYOLO_RUN_DIR"]).parent
+    assert _directive(unit, "ConditionPathExists") == [f"!{runs}/%i/train.done"]
+    assert _directive(unit, "NoNewPrivileges") == ["yes"]

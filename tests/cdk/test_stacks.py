@@ -33,6 +33,7 @@ def test_stack_names_and_outputs(synthesized: Synthesized) -> None:
     training.has_output("GpuArch", {"Value": "7.0"})
     training.has_output("GpuSm", {"Value": "sm_70"})
     training.has_output("Region", {"Value": "us-east-1"})
+    training.has_output("Spot", {"Value": "false"})
     training.has_output("InstanceId", {"Value": {"Ref": Match.any_value()}})
     artifacts = _template(synthesized, "-Artifacts")
     artifacts.has_output("BucketName", {"Value": {"Ref": Match.any_value()}})
@@ -233,6 +234,7 @@ def test_variant_spot_ssh_budget_throwaway(synthesized_variant: Synthesized) -> 
     training = _template(synth, "-Training")
     training.has_output("GpuArch", {"Value": "7.5"})
     training.has_output("GpuSm", {"Value": "sm_75"})
+    training.has_output("Spot", {"Value": "true"})  # the train role's spot watcher (aws inventory)
     training.has_resource_properties(
         "AWS::EC2::Instance",
         {

@@ -55,18 +55,20 @@ class ToolkitSpec:
 
     cuda_version: str = "11.8"
     suite: str = "bookworm"
-    debian_version: str = "11.8.89~11.8.0-5~deb12u1"
-    debian_packages: tuple[str, ...] = (
-        "nvidia-cuda-toolkit",
-        "nvidia-cuda-dev",
-        "libcudart11.0",
-        "libcublas11",
-        "libcublaslt11",
-        "libcurand10",
-        "libnvvm4",
+    # (package, version): every package pinned to the version bookworm non-free carries.
+    debian_packages: tuple[tuple[str, str], ...] = (
+        ("nvidia-cuda-toolkit", "11.8.89~11.8.0-5~deb12u1"),
+        ("nvidia-cuda-dev", "11.8.89~11.8.0-5~deb12u1"),
+        ("libcudart11.0", "11.8.89~11.8.0-5~deb12u1"),
+        ("libcublas11", "11.11.3.6~11.8.0-5~deb12u1"),
+        ("libcublaslt11", "11.11.3.6~11.8.0-5~deb12u1"),
+        ("libcurand10", "11.1.1+~10.3.0.86~11.8.0-5~deb12u1"),
+        ("libnvvm4", "11.8.89~11.8.0-5~deb12u1"),
+        # header-only packages that nvidia-cuda-dev's headers include
+        ("libcu++-dev", "1.8.1-2"),
+        ("libcub-dev", "1.17.2-2"),
+        ("libthrust-dev", "1.17.2-2"),
     )
-    # Header-only packages nvidia-cuda-dev's headers include; their own versions.
-    debian_header_packages: tuple[str, ...] = ("libcu++-dev", "libcub-dev", "libthrust-dev")
     cudnn_wheel: str = "nvidia-cudnn-cu11==8.9.5.30"
     cudnn_sha256: str = "df16c962ecc1c38ab6ca579c058e801c60a3e5e2c5349a2dcb88b29f0351fb6b"
     cudnn_soname: str = "libcudnn.so.8"
@@ -119,12 +121,11 @@ def download_debs(spec: ToolkitSpec, downloads: Path, run: Runner = _run) -> lis
     """Fetch the pinned Debian packages (signature-checked by apt) into ``downloads``; cached by name."""
     debs = downloads / "debs"
     state = downloads / "apt"
-    wanted = [f"{name}={spec.debian_version}" for name in spec.debian_packages] + list(
-        spec.debian_header_packages
-    )
+    wanted = [f"{name}={version}" for name, version in spec.debian_packages]
     have = sorted(debs.glob("*.deb")) if debs.is_dir() else []
-    names = {p.name.split("_", 1)[0] for p in have}
-    if names >= set(spec.debian_packages) | set(spec.debian_header_packages):
+    # apt-get download names files <name>_<version with ':' as %3a>_<arch>.deb
+    names = {tuple(p.name.split("_")[:2]) for p in have}
+    if names >= {(name, version.replace(":", "%3a")) for name, version in spec.debian_packages}:
         return have
     uri, signed_by = debian_mirror(suite=spec.suite)
     (state / "lists" / "partial").mkdir(parents=True, exist_ok=True)
