@@ -79,6 +79,24 @@ darknet-gpu: cuda-toolkit ## AlexeyAB GPU=1 CUDNN=1 CUDNN_HALF=1 (sm_70+sm_86) v
 	$(DARKNET_GPU_PLAYBOOK) -e darknet_root=$(DARKNET_GPU_DIR) -e darknet_cuda_home=$(CUDA_LOCAL) \
 	  -e '{"darknet_cuda_arch": $(DARKNET_GPU_ARCH)}' -e darknet_verify_gpu=false $(DARKNET_GPU_ARGS)
 
+# On a host with an NVIDIA GPU and driver: the same playbook with ARCH from nvidia-smi and the GPU
+# check on, then `training_scripts gpu-check` (27 classes, 416², GPU_CHECK_ITERATIONS of the gpu
+# profile): images/s, GPU memory and utilisation, the exported bundle's parity -> $(GPU_CHECK_OUT).
+# CUDA: GPU_CHECK_CUDA_HOME (a DLAMI: the matrix's CudaHome, e.g. /usr/local/cuda-12.3), else
+# /usr/local/cuda when it has nvcc, else the registry toolkit of `make cuda-toolkit`.
+GPU_CHECK_OUT ?= $(CURDIR)/gpu_check_out
+GPU_CHECK_DIR := $(CURDIR)/$(CACHE)/darknet-gpu-check
+GPU_CHECK_CUDA_HOME ?= $(shell test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda)
+GPU_CHECK_ITERATIONS ?= 300
+gpu-check: venv ## GPU host: build via roles/darknet (ARCH from nvidia-smi), train 27 cls 416², print images/s, memory, parity
+	@command -v nvidia-smi >/dev/null || { echo "gpu-check: nvidia-smi not found: run it on a host with an NVIDIA GPU and driver" >&2; exit 2; }
+	@cuda="$(GPU_CHECK_CUDA_HOME)"; \
+	if [ -z "$$cuda" ]; then $(MAKE) --no-print-directory cuda-toolkit || exit 1; cuda=$(CUDA_LOCAL); fi; \
+	$(DARKNET_GPU_PLAYBOOK) -e darknet_root=$(GPU_CHECK_DIR) -e darknet_cuda_home=$$cuda -e darknet_cuda_arch= \
+	  $(DARKNET_GPU_ARGS) && \
+	LD_LIBRARY_PATH=$$cuda/lib64$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH} $(PY) -m training_scripts gpu-check \
+	  --darknet $(GPU_CHECK_DIR)/darknet --out $(GPU_CHECK_OUT) --iterations $(GPU_CHECK_ITERATIONS) $(GPU_CHECK_ARGS)
+
 setup: apt venv node darknet ## everything the tests need
 
 lint: venv ## ruff

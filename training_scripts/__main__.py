@@ -31,6 +31,7 @@ COMMANDS: tuple[str, ...] = (
     "bench",
     "cuda-toolkit",
     "spot-watch",
+    "gpu-check",
     "summary",
 )
 
