@@ -12,13 +12,15 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # Debian packages the tests and the demo use (installed when running as root); g++-11 is the host
-# compiler CUDA 11.8's nvcc accepts (make darknet-gpu).
-APT_PACKAGES := dpkg-dev build-essential g++-11 libgl1 libglib2.0-0 chromium debootstrap rsync systemd
+# compiler CUDA 11.8's nvcc accepts (make darknet-gpu); qemu-user-static + binfmt-support run the
+# emulated Pi roots (make edge-arm64, edge-armhf), file checks their libmvnc.
+APT_PACKAGES := dpkg-dev build-essential g++-11 libgl1 libglib2.0-0 chromium debootstrap rsync systemd \
+	qemu-user-static binfmt-support file
 
-.PHONY: help setup venv node apt darknet lint test test-fast bench clean
+.PHONY: help setup venv node apt darknet lint test test-fast bench clean pi-roots
 
 help: ## list targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 $(CACHE)/apt.stamp:
 	@mkdir -p $(CACHE)
@@ -103,9 +105,31 @@ lint: venv ## ruff
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: setup darknet-gpu lint ## lint + the whole test suite (what CI runs)
-	DARKNET_BIN=$(CURDIR)/$(DARKNET_BIN) DARKNET_GPU_DIR=$(DARKNET_GPU_DIR) CUDA_LOCAL=$(CUDA_LOCAL) \
-	  DARKNET_ARCHIVE=$(DARKNET_ARCHIVE) $(VENV)/bin/pytest
+# The emulated Pi roots the tests unpack (tests/ansible_edge/test_emulated_pi.py): arm64 with the
+# edge roles' Debian packages baked in, armhf plain minbase; cached in .cache/pi-<arch>/.
+pi-roots: venv apt ## cached emulated Pi roots for the tests (arm64 with the roles' packages, armhf minbase)
+	$(PY) -m training_scripts edge-emulated --arch arm64 --cache $(CURDIR)/$(CACHE)/pi-arm64 --prepare-only layer
+	$(PY) -m training_scripts edge-emulated --arch armhf --cache $(CURDIR)/$(CACHE)/pi-armhf --prepare-only minbase
+
+# The emulated-Pi tests are mostly qemu on one core for about half an hour, so they run beside the
+# rest: `make pi-roots` and a second pytest (own basetemp, log in $(EMU_LOG); its fixtures wait on
+# the roots' build lock) start while the GPU build and the main pytest run; the log is printed at
+# the end and a failure of either fails the target.
+EMU_TESTS := tests/ansible_edge/test_emulated_pi.py
+EMU_LOG := $(CACHE)/pytest-emulated.log
+TEST_ENV = DARKNET_BIN=$(CURDIR)/$(DARKNET_BIN) DARKNET_GPU_DIR=$(DARKNET_GPU_DIR) CUDA_LOCAL=$(CUDA_LOCAL) \
+	DARKNET_ARCHIVE=$(DARKNET_ARCHIVE)
+test: setup lint ## lint + the whole test suite (what CI runs)
+	@( $(MAKE) --no-print-directory pi-roots & roots=$$!; \
+	  $(TEST_ENV) $(VENV)/bin/pytest -p no:cacheprovider --basetemp=$(CURDIR)/$(CACHE)/pytest-emulated $(EMU_TESTS); \
+	  rc=$$?; wait $$roots || rc=1; exit $$rc \
+	) > $(EMU_LOG) 2>&1 & emu=$$!; \
+	echo "test: emulated-Pi tests running beside the rest (pid $$emu, log $(EMU_LOG))"; \
+	$(MAKE) --no-print-directory darknet-gpu && $(TEST_ENV) $(VENV)/bin/pytest --ignore=$(EMU_TESTS); main=$$?; \
+	wait $$emu; emu_rc=$$?; \
+	echo "===== emulated-Pi tests ($(EMU_TESTS), exit $$emu_rc) ====="; cat $(EMU_LOG); \
+	echo "test: main suite exit $$main, emulated-Pi tests exit $$emu_rc"; \
+	test $$main -eq 0 && test $$emu_rc -eq 0
 
 test-fast: setup ## tests without the slow end-to-end ones
 	DARKNET_BIN=$(CURDIR)/$(DARKNET_BIN) $(VENV)/bin/pytest -m "not slow"
@@ -155,6 +179,26 @@ EDGE_ARGS ?=
 .PHONY: edge
 edge: venv ## deploy the edge service with ansible/edge.yml (EDGE_INVENTORY, EDGE_BUNDLE, EDGE_VIDEO)
 	ANSIBLE_CONFIG=$(CURDIR)/ansible/ansible.cfg $(VENV)/bin/ansible-playbook -i $(EDGE_INVENTORY) ansible/edge.yml $(EDGE_ARGS)
+
+# Emulated Raspberry Pis (qemu-user): ansible/edge.yml with the real roles into a Debian bookworm
+# arm64 (Pi OS 64-bit) or armhf (Pi OS 32-bit) root cached in .cache/pi-<arch>/, libmvnc built there
+# from shared/vendor's NCSDK API sources, the published bundle archive pinned by its sha256, the
+# service run on the demo video; prints one summary line and stops it. Without a published bundle it
+# first runs demo-train for EDGE_EMU_TRAIN_MINUTES. Root only (chroot, mounts).
+EDGE_EMU_PUBLISHED ?= $(DEMO_PUBLISHED)
+EDGE_EMU_VIDEO ?= $(DEMO_OUT)/video.mp4
+EDGE_EMU_TRAIN_MINUTES ?= 3
+EDGE_EMU_ARGS ?=
+.PHONY: edge-arm64 edge-armhf
+define EDGE_EMU_RECIPE
+@test -f $(EDGE_EMU_PUBLISHED) || $(MAKE) --no-print-directory demo-train DEMO_MAX_MINUTES=$(EDGE_EMU_TRAIN_MINUTES)
+$(PY) -m training_scripts edge-emulated --arch $(1) --published $(EDGE_EMU_PUBLISHED) --video $(EDGE_EMU_VIDEO) \
+  --cache $(CURDIR)/$(CACHE)/pi-$(1) $(EDGE_EMU_ARGS)
+endef
+edge-arm64: venv apt ansible-collections $(DEMO_OUT)/video.mp4 ## emulated Pi OS 64-bit: edge.yml into a qemu arm64 root, serve, one summary line
+	$(call EDGE_EMU_RECIPE,arm64)
+edge-armhf: venv apt ansible-collections $(DEMO_OUT)/video.mp4 ## emulated Pi OS 32-bit (armhf, NCSDK v1): the same under qemu-arm
+	$(call EDGE_EMU_RECIPE,armhf) --ncsdk-api 1
 
 # --- AWS: CDK stacks, teardown, status (cdk/README.md). Extra CDK flags: CDK_ARGS="-c stage=exp1". ---
 CDK := node_modules/.bin/cdk

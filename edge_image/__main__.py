@@ -1,7 +1,10 @@
-"""``python -m edge_image COMMAND``: ``serve``, ``check-config``, ``bench``.
+"""``python -m edge_image COMMAND``: ``serve``, ``check-config``, ``devices``, ``bench``.
 
 - ``serve --config FILE``: run the detection service (see ``edge_image/README.md``).
 - ``check-config --config FILE``: validate the config and the model bundle (checksums), exit.
+- ``devices [--config FILE]``: one line per backend saying what it finds on this node (mvnc: the
+  NCSDK API generation, the libmvnc it loaded and the sticks; OpenVINO: its devices; OpenCV), and
+  with a config, which backend ``auto`` picks for its bundle.
 - ``bench --model BUNDLE --source VIDEO``: per-stage latency and FPS per backend, darknet CPU
   on the same frames, and the sgemm roofline; prints a Markdown table.
 
@@ -45,6 +48,22 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _devices(args: argparse.Namespace) -> int:
+    from edge_image.backends import PROBES, resolve_kind
+
+    for name, probe in PROBES.items():
+        print(f"{name}: {probe()}")
+    if args.config:
+        from edge_image.config import load_config
+        from edge_image.manifest import load_bundle
+
+        config = load_config(args.config)
+        bundle = load_bundle(config.model.bundle)
+        picked = resolve_kind(config.backend, bundle)
+        print(f"{config.backend.kind} -> {picked} for {bundle.manifest['version']}")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from edge_image.bench import run_bench
 
@@ -60,9 +79,10 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Top-level parser with the three commands."""
+    """Top-level parser with the commands."""
     parser = argparse.ArgumentParser(
-        prog="python -m edge_image", description="Edge detection service: serve, check-config, bench."
+        prog="python -m edge_image",
+        description="Edge detection service: serve, check-config, devices, bench.",
     )
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -72,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config and its model bundle, then exit")
     check.add_argument("--config", required=True)
     check.set_defaults(func=_check_config)
+    devices = sub.add_parser("devices", help="what each backend finds on this node (sticks, devices)")
+    devices.add_argument("--config", default=None, help="also say which backend the config's auto picks")
+    devices.set_defaults(func=_devices)
     bench = sub.add_parser("bench", help="per-stage latency and FPS per backend vs darknet and the roofline")
     bench.add_argument("--model", required=True, help="model bundle directory")
     bench.add_argument("--source", required=True, help="video file (or image folder) to read frames from")

@@ -32,6 +32,7 @@ COMMANDS: tuple[str, ...] = (
     "cuda-toolkit",
     "spot-watch",
     "gpu-check",
+    "edge-emulated",
     "summary",
 )
 

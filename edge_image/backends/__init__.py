@@ -120,3 +120,35 @@ def open_backend(kind: str, config: BackendConfig, bundle: Bundle) -> Backend:
 
         return OpenCvBackend(bundle, threads=config.threads)
     raise UserError(f"unknown backend {kind!r} (use auto, mvnc, openvino, opencv)")
+
+
+def probe_openvino() -> str:
+    """OpenVINO's version and the devices its plugins see (e.g. ``2025.4.1: CPU``), or why not."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return "not installed"
+    try:
+        devices = ov.Core().available_devices
+    except Exception as exc:  # a plugin that fails to load raises RuntimeError
+        return f"{ov.__version__}: no devices ({exc})"
+    return f"{ov.__version__}: {', '.join(devices) or 'no devices'}"
+
+
+def probe_opencv() -> str:
+    """OpenCV's version (its DNN module runs every bundle with an ONNX or .pb model)."""
+    try:
+        import cv2
+    except ImportError:
+        return "not installed"
+    return f"{cv2.__version__} (dnn)"
+
+
+def _probe_mvnc() -> str:
+    from edge_image.backends.ncs import probe_mvnc
+
+    return probe_mvnc()
+
+
+#: One line per backend saying what it finds on this node (``python -m edge_image devices``).
+PROBES = {"mvnc": _probe_mvnc, "openvino": probe_openvino, "opencv": probe_opencv}

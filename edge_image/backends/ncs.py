@@ -20,6 +20,7 @@ pipeline closes and reopens the device (stick unplugged and replugged).
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -48,11 +49,45 @@ def import_mvnc() -> ModuleType:
 def api_version(api: ModuleType) -> int:
     """1 or 2: NCSDK 2.x is the one with ``global_get_option(GlobalOption.RO_API_VERSION)``."""
     if hasattr(api, "global_get_option") and hasattr(api, "GlobalOption"):
-        version = api.global_get_option(api.GlobalOption.RO_API_VERSION)
-        return int(version[0]) if isinstance(version, list | tuple) else int(version)
+        # NCSDK 2.10 returns numpy.frombuffer(<4 c_uints>): major, minor, hotfix, release
+        version = np.asarray(api.global_get_option(api.GlobalOption.RO_API_VERSION)).reshape(-1)
+        return int(version[0])
     if hasattr(api, "EnumerateDevices"):
         return 1
     raise UserError("backend.kind: mvnc: the installed mvnc module is neither the NCSDK v1 nor v2 API")
+
+
+def probe_mvnc(api: ModuleType | None = None) -> str:
+    """What the NCSDK API says on this node, in one line: the API generation, the libmvnc it loaded
+    and the sticks it enumerates ("v2 (libmvnc /usr/local/lib/libmvnc.so.0): no Movidius stick
+    found"), or why it cannot be asked ("not installed: ..."). Needs no stick; never raises."""
+    try:
+        api = api if api is not None else import_mvnc()
+        version = api_version(api)
+    except UserError as exc:
+        return f"not installed ({exc})"
+    except OSError as exc:  # the module imports libmvnc.so with ctypes
+        return f"libmvnc does not load: {exc}"
+    library = _loaded_library("libmvnc")
+    try:
+        found = api.EnumerateDevices() if version == 1 else api.enumerate_devices()
+    except Exception as exc:  # NCSDK raises its own Exception subclasses
+        return f"v{version} ({library}): enumerate failed: {exc}"
+    if not found:
+        return f"v{version} ({library}): no Movidius stick found"
+    return f"v{version} ({library}): {len(found)} stick(s) found"
+
+
+def _loaded_library(stem: str, maps: Path = Path("/proc/self/maps")) -> str:
+    """The file this process mapped for the shared library ``stem`` (from ``/proc/self/maps``)."""
+    try:
+        for line in maps.read_text().splitlines():
+            path = line.split()[-1]
+            if Path(path).name.startswith(stem + "."):
+                return f"{stem} {path}"
+    except OSError:
+        pass
+    return stem
 
 
 class MvncBackend:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+
+from training_scripts.emulation.playbook import PlaybookRun, parse_recap
 
 REPO = Path(__file__).resolve().parents[2]
 ANSIBLE_DIR = REPO / "ansible"
@@ -32,40 +32,6 @@ TRAINING_ROLES: tuple[str, ...] = (
     "export",
     "publish",
 )
-
-_RECAP_RE = re.compile(r"^(?P<host>\S+)\s+:\s+(?P<counts>(?:\w+=\d+\s*)+)$", re.MULTILINE)
-
-
-@dataclass(frozen=True)
-class PlaybookRun:
-    """Outcome of one ansible-playbook run."""
-
-    returncode: int
-    output: str
-    recap: dict[str, dict[str, int]]
-
-    def changed(self, host: str = "localhost") -> int:
-        return self.recap[host]["changed"]
-
-    def tail(self, lines: int = 80) -> str:
-        """The end of the output, for assertion messages."""
-        return "\n".join(self.output.splitlines()[-lines:])
-
-
-def parse_recap(output: str) -> dict[str, dict[str, int]]:
-    """PLAY RECAP counters per host from ansible's default output.
-
-    >>> parse_recap("PLAY RECAP ***\\nlocalhost : ok=3 changed=1 unreachable=0 failed=0\\n")
-    {'localhost': {'ok': 3, 'changed': 1, 'unreachable': 0, 'failed': 0}}
-    """
-    recap_at = output.rfind("PLAY RECAP")
-    if recap_at < 0:
-        return {}
-    result = {}
-    for match in _RECAP_RE.finditer(output[recap_at:]):
-        counts = dict(item.split("=") for item in match.group("counts").split())
-        result[match.group("host")] = {key: int(value) for key, value in counts.items()}
-    return result
 
 
 def ansible_env(tmp: Path) -> dict[str, str]:

@@ -1,86 +1,31 @@
-"""Running ansible-playbook from the tests: inventories, extra vars, the PLAY RECAP."""
+"""Running ansible-playbook from the tests: :mod:`training_scripts.emulation.playbook` (one place for
+the runner and the PLAY RECAP parser), plus the tests' own playbooks."""
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from training_scripts.emulation.playbook import (
+    BIN,
+    EDGE_PLAYBOOK,
+    REPO,
+    PlaybookRun,
+    parse_recap,
+    run_playbook,
+    write_inventory,
+)
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"
-EDGE_PLAYBOOK = REPO / "ansible" / "edge.yml"
 ROLES = ("edge_base", "ncsdk", "openvino_runtime", "edge_service")
 
-_RECAP = re.compile(r"^(?P<host>\S+)\s*:\s*(?P<counts>(?:\w+=\d+\s*)+)$", re.MULTILINE)
-
-
-@dataclass(frozen=True)
-class PlaybookRun:
-    """One ansible-playbook run: exit code, combined output, and the recap per host."""
-
-    returncode: int
-    output: str
-    recap: dict[str, dict[str, int]]
-
-    def counts(self, host: str) -> dict[str, int]:
-        """``{'ok': .., 'changed': .., 'failed': .., ...}`` for ``host`` from the PLAY RECAP."""
-        assert host in self.recap, f"{host} not in the recap:\n{self.output[-3000:]}"
-        return self.recap[host]
-
-
-def parse_recap(output: str) -> dict[str, dict[str, int]]:
-    """The PLAY RECAP lines as ``{host: {counter: value}}``.
-
-    >>> parse_recap("PLAY RECAP ***\\nnode : ok=3 changed=1 unreachable=0 failed=0\\n")["node"]["changed"]
-    1
-    """
-    _, _, tail = output.rpartition("PLAY RECAP")
-    recap: dict[str, dict[str, int]] = {}
-    for match in _RECAP.finditer(tail):
-        pairs = (item.split("=") for item in match.group("counts").split())
-        recap[match.group("host")] = {key: int(value) for key, value in pairs}
-    return recap
-
-
-def write_inventory(path: Path, hosts: dict[str, dict[str, object]], group: str = "pis") -> Path:
-    """A YAML inventory putting ``hosts`` (name → host vars) in ``group``."""
-    path.write_text(yaml.safe_dump({group: {"hosts": hosts}}, sort_keys=False))
-    return path
-
-
-def run_playbook(
-    playbook: Path,
-    inventory: Path,
-    *,
-    extra_vars: dict[str, object] | None = None,
-    tags: str | None = None,
-    cache_dir: Path | None = None,
-    timeout: float = 900,
-) -> PlaybookRun:
-    """Run ``ansible-playbook`` with the project's ansible.cfg; never raises on failure."""
-    argv = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(playbook)]
-    if extra_vars:
-        argv += ["-e", json.dumps(extra_vars)]
-    if tags:
-        argv += ["--tags", tags]
-    env = dict(os.environ)
-    env.update(
-        ANSIBLE_CONFIG=str(REPO / "ansible" / "ansible.cfg"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_FORCE_COLOR="0",
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-    )
-    if cache_dir is not None:
-        env["XDG_CACHE_HOME"] = str(cache_dir)
-    proc = subprocess.run(
-        argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    output = proc.stdout + proc.stderr
-    return PlaybookRun(proc.returncode, output, parse_recap(proc.stdout))
+__all__ = [
+    "BIN",
+    "EDGE_PLAYBOOK",
+    "PLAYBOOKS",
+    "REPO",
+    "ROLES",
+    "PlaybookRun",
+    "parse_recap",
+    "run_playbook",
+    "write_inventory",
+]

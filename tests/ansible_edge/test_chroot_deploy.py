@@ -19,8 +19,6 @@ import shutil
 import socket
 import tarfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +36,7 @@ from tests.ansible_edge.helpers import (
     write_inventory,
 )
 from tests.ansible_edge.rootfs import Chroot, rootfs_tarball
+from training_scripts.emulation.edge_node import http_get
 from training_scripts.export.archive import pack_bundle
 
 pytestmark = pytest.mark.slow
@@ -56,14 +55,6 @@ def _free_port() -> int:
 def _closed_port_url(name: str) -> str:
     """An http URL on loopback where nothing listens (connection refused at once)."""
     return f"http://127.0.0.1:{_free_port()}/{name}"
-
-
-def _get(url: str, timeout: float = 10) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
 
 
 @dataclass
@@ -88,7 +79,7 @@ class EdgeNode:
         return run_playbook(playbook, self.inventory, cache_dir=self.cache, **kwargs)  # type: ignore[arg-type]
 
     def healthz(self) -> dict:
-        status, body = _get(f"http://127.0.0.1:{self.port}/healthz")
+        status, body = http_get(f"http://127.0.0.1:{self.port}/healthz")
         doc = json.loads(body)
         doc["http_status"] = status
         return doc
@@ -263,14 +254,14 @@ def test_service_runs_the_bundle_on_the_video(edge_node: EdgeNode) -> None:
     assert Path(f"/proc/{pid}/root").readlink() == edge_node.chroot.root
 
     def frames() -> float:
-        _, body = _get(f"http://127.0.0.1:{edge_node.port}/metrics")
+        _, body = http_get(f"http://127.0.0.1:{edge_node.port}/metrics")
         line = next(x for x in body.decode().splitlines() if x.startswith("edge_frames_total"))
         return float(line.split()[-1])
 
     before = frames()
     time.sleep(3)
     assert frames() > before
-    status_code, body = _get(f"http://127.0.0.1:{edge_node.port}/api/detections")
+    status_code, body = http_get(f"http://127.0.0.1:{edge_node.port}/api/detections")
     doc = json.loads(body)
     assert status_code == 200 and isinstance(doc["detections"], list)
     assert doc["status"]["model"] == health["model"]

@@ -267,10 +267,11 @@ def make_v2(
         mod._handles = [object()] if api.plugged else []
         return list(mod._handles)
 
-    def global_get_option(option: GlobalOption) -> list[int]:
+    def global_get_option(option: GlobalOption) -> np.ndarray:
         if option != GlobalOption.RO_API_VERSION:
             raise ContractError(f"unexpected global option {option!r}")
-        return [2, 10, 1, 1]
+        # as NCSDK 2.10 returns it: numpy.frombuffer over VERSION_MAX_SIZE c_uints
+        return np.frombuffer(np.array([2, 10, 1, 1], np.uintc).tobytes(), np.uintc)
 
     mod._handles = []
     mod.GlobalOption = GlobalOption
