@@ -17,7 +17,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 APT_PACKAGES := dpkg-dev build-essential g++-11 libgl1 libglib2.0-0 chromium debootstrap rsync systemd \
 	qemu-user-static binfmt-support file
 
-.PHONY: help setup venv node apt darknet lint test test-fast bench clean pi-roots
+.PHONY: help setup venv node apt darknet lint test test-fast bench clean pi-roots test-emulated
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -111,25 +111,16 @@ pi-roots: venv apt ## cached emulated Pi roots for the tests (arm64 with the rol
 	$(PY) -m training_scripts edge-emulated --arch arm64 --cache $(CURDIR)/$(CACHE)/pi-arm64 --prepare-only layer
 	$(PY) -m training_scripts edge-emulated --arch armhf --cache $(CURDIR)/$(CACHE)/pi-armhf --prepare-only minbase
 
-# The emulated-Pi tests are mostly qemu on one core for about half an hour, so they run beside the
-# rest: `make pi-roots` and a second pytest (own basetemp, log in $(EMU_LOG); its fixtures wait on
-# the roots' build lock) start while the GPU build and the main pytest run; the log is printed at
-# the end and a failure of either fails the target.
+# The emulated-Pi tests (qemu on one core, about 30-40 minutes on 2 cores) are their own target
+# for now: whether they fit the 60-minute CI budget beside the rest has not been measured yet.
 EMU_TESTS := tests/ansible_edge/test_emulated_pi.py
-EMU_LOG := $(CACHE)/pytest-emulated.log
 TEST_ENV = DARKNET_BIN=$(CURDIR)/$(DARKNET_BIN) DARKNET_GPU_DIR=$(DARKNET_GPU_DIR) CUDA_LOCAL=$(CUDA_LOCAL) \
 	DARKNET_ARCHIVE=$(DARKNET_ARCHIVE)
-test: setup lint ## lint + the whole test suite (what CI runs)
-	@( $(MAKE) --no-print-directory pi-roots & roots=$$!; \
-	  $(TEST_ENV) $(VENV)/bin/pytest -p no:cacheprovider --basetemp=$(CURDIR)/$(CACHE)/pytest-emulated $(EMU_TESTS); \
-	  rc=$$?; wait $$roots || rc=1; exit $$rc \
-	) > $(EMU_LOG) 2>&1 & emu=$$!; \
-	echo "test: emulated-Pi tests running beside the rest (pid $$emu, log $(EMU_LOG))"; \
-	$(MAKE) --no-print-directory darknet-gpu && $(TEST_ENV) $(VENV)/bin/pytest --ignore=$(EMU_TESTS); main=$$?; \
-	wait $$emu; emu_rc=$$?; \
-	echo "===== emulated-Pi tests ($(EMU_TESTS), exit $$emu_rc) ====="; cat $(EMU_LOG); \
-	echo "test: main suite exit $$main, emulated-Pi tests exit $$emu_rc"; \
-	test $$main -eq 0 && test $$emu_rc -eq 0
+test: setup darknet-gpu lint ## lint + the test suite (what CI runs; the emulated-Pi tests are test-emulated)
+	$(TEST_ENV) $(VENV)/bin/pytest --ignore=$(EMU_TESTS)
+
+test-emulated: setup pi-roots ## the emulated Raspberry Pi tests (arm64 edge.yml + service, armhf libmvnc)
+	$(TEST_ENV) $(VENV)/bin/pytest -p no:cacheprovider --basetemp=$(CURDIR)/$(CACHE)/pytest-emulated $(EMU_TESTS)
 
 test-fast: setup ## tests without the slow end-to-end ones
 	DARKNET_BIN=$(CURDIR)/$(DARKNET_BIN) $(VENV)/bin/pytest -m "not slow"

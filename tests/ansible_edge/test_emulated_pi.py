@@ -7,8 +7,11 @@
   deployed one keeps serving, and the NCSDK 1.12 build as well.
 - armhf (Raspberry Pi OS 32-bit, the seed's Pi 3 + NCS1): the ncsdk role from a plain minbase root
   (its package step included), NCSDK 1.12 then 2.10, each libmvnc checked with ``file`` and asked
-  for sticks by the real ``mvnc`` module. The service on armhf is ``make edge-armhf`` (not in CI:
-  another 20 minutes of emulation); see the support matrix in edge_image/README.md.
+  for sticks by the real ``mvnc`` module. The service on armhf is ``make edge-armhf``; see the
+  support matrix in edge_image/README.md.
+
+Run with ``make test-emulated`` (about 30-40 minutes on 2 cores); ``make test`` leaves this module
+out until its CI time beside the rest has been measured.
 
 Roots come from tarballs cached in ``.cache/pi-<arch>/`` (debootstrap; for arm64 with the roles'
 Debian packages baked in, as an image build does); each module unpacks a fresh root from them.

