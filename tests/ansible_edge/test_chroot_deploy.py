@@ -16,7 +16,6 @@ import io
 import json
 import platform
 import shutil
-import socket
 import tarfile
 import time
 from collections.abc import Iterator
@@ -36,7 +35,7 @@ from tests.ansible_edge.helpers import (
     write_inventory,
 )
 from tests.ansible_edge.rootfs import Chroot, rootfs_tarball
-from training_scripts.emulation.edge_node import http_get
+from training_scripts.emulation.edge_node import free_port, http_get
 from training_scripts.export.archive import pack_bundle
 
 pytestmark = pytest.mark.slow
@@ -46,15 +45,9 @@ BOOT_CONFIG = "/boot/firmware/config.txt"
 MODEL_ARTIFACTS = ("onnx", "pb", "openvino", "openvino_fp16", "darknet_weights", "ncs_graph")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _closed_port_url(name: str) -> str:
     """An http URL on loopback where nothing listens (connection refused at once)."""
-    return f"http://127.0.0.1:{_free_port()}/{name}"
+    return f"http://127.0.0.1:{free_port()}/{name}"
 
 
 @dataclass
@@ -140,7 +133,7 @@ def edge_node(
         boot = chroot.path(BOOT_CONFIG)
         boot.parent.mkdir(parents=True)
         boot.write_text("# Raspberry Pi firmware settings\ndtparam=audio=on\n#camera_auto_detect=0\n")
-        port = _free_port()
+        port = free_port()
         inventory = write_inventory(
             work / "hosts.yml",
             {

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -32,7 +31,7 @@ import pytest
 
 from tests.ansible_edge.helpers import PLAYBOOKS, REPO, PlaybookRun
 from tests.ansible_edge.test_chroot_deploy import _derived_bundle
-from training_scripts.emulation.edge_node import LIBMVNC, VENV_PYTHON, EmulatedNode, node_vars
+from training_scripts.emulation.edge_node import LIBMVNC, VENV_PYTHON, EmulatedNode, free_port, node_vars
 from training_scripts.emulation.rootfs import ARCHES
 from training_scripts.export.archive import pack_bundle
 
@@ -53,12 +52,6 @@ ENUMERATE = (
     "print('v1' if hasattr(m, 'EnumerateDevices') else 'v2', "
     "m.EnumerateDevices() if hasattr(m, 'EnumerateDevices') else m.enumerate_devices())"
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _file(path: Path) -> str:
@@ -99,7 +92,7 @@ def arm64(
     work = tmp_path_factory.mktemp("pi-arm64")
     archive = work / "bundle.tar.gz"
     digest = pack_bundle(model_bundle, archive)
-    port = _free_port()
+    port = free_port()
     host_vars = node_vars(bundle=archive, bundle_sha256=digest, port=port, ncsdk_api_version=2)
     node = EmulatedNode(
         ARCHES["arm64"], REPO / ".cache" / "pi-arm64", root=work / "root", keep=False, workdir=work

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import time
 from pathlib import Path
 
@@ -43,15 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the emulated node and print its summary line."""
-    from training_scripts.emulation.edge_node import published_archive, run_emulated_edge
+    from training_scripts.emulation.edge_node import free_port, published_archive, run_emulated_edge
     from training_scripts.emulation.rootfs import arch
     from training_scripts.errors import UserError
 
@@ -90,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         bundle_sha256=digest,
         video=args.video.resolve(),
         cache=args.cache.resolve(),
-        port=args.port or _free_port(),
+        port=args.port or free_port(),
         ncsdk_api_version=args.ncsdk_api,
     )
     print(summary.line())

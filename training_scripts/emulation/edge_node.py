@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -156,6 +157,13 @@ def node_vars(
         "edge_service_health_retries": health_retries,
         "edge_service_health_delay": 2,
     }
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def http_get(url: str, timeout: float = 10) -> tuple[int, bytes]:
