@@ -143,9 +143,12 @@ def test_raw_output_and_boxes_match_darknet(
     output = parity.as_nhwc(run(bundle.path(kind), batch), reference.shape[1:])
     allowed = parity.allowed_error(tolerance, float(np.max(np.abs(reference))))
     assert np.max(np.abs(output - reference)) <= allowed
-    # measured on the 300-iteration CI checkpoint (outputs up to ~30): FP32 ~1.5e-5, FP16 ~8e-3,
-    # so it meets the absolute tolerances too, not only the scaled ones
-    assert np.max(np.abs(output - reference)) <= tolerance
+    if kind != "openvino_fp16":
+        # FP32 formats meet the absolute tolerance even on this checkpoint's large outputs (~1.5e-5
+        # measured). FP16 cannot: its spacing is 1/32 for |x| in [32, 64), and the CI checkpoint's
+        # outputs reach 30-36 depending on the run, so FP16 is held to the scaled bound here and to
+        # the absolute 2e-2 on well-scaled models (the two tests below).
+        assert np.max(np.abs(output - reference)) <= tolerance
     result = parity.compare(kind, reference, output, bundle.spec, thresh=model_export.parity_thresh)
     assert result.ok, result.describe()
     assert result.reference_boxes > 0  # the comparison covered detections
