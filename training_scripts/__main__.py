@@ -31,6 +31,7 @@ COMMANDS: tuple[str, ...] = (
     "bench",
     "cuda-toolkit",
     "spot-watch",
+    "s3-pull",
     "gpu-check",
     "edge-emulated",
     "summary",

@@ -46,6 +46,7 @@ OUTPUT_GPU_SM = "GpuSm"
 OUTPUT_CUDA_HOME = "CudaHome"
 OUTPUT_AMI = "Ami"
 OUTPUT_SPOT = "Spot"
+OUTPUT_RELEASE_POLICY = "ReleasePolicyArn"
 
 # The AMI comes from the GPU matrix (cdk/edgeyolo_cdk/gpu.py): p3.2xlarge cannot use the current
 # OSS-driver DLAMIs. ``amiSsmParameter`` / ``amiId`` override it; ``cudaVersion`` overrides the CUDA.

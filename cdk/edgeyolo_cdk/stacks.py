@@ -1,6 +1,7 @@
 """The two stacks and the app builder.
 
-``EdgeYolo-<stage>-Artifacts``: artifact + access-log buckets (retained), optional cost budget.
+``EdgeYolo-<stage>-Artifacts``: artifact + access-log buckets (retained), the release policy (output
+ReleasePolicyArn), optional cost budget.
 ``EdgeYolo-<stage>-Training``: VPC, GPU host, idle-stop alarm; outputs InstanceId, BucketName, Region,
 GpuArch ("7.0"), GpuSm ("sm_70"), CudaHome, Ami and Spot
 ("true": the train role starts the spot interruption watcher). Teardown deletes only the training stack.
@@ -14,6 +15,7 @@ from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
 from cdk.edgeyolo_cdk.artifact_store import ArtifactStore, ArtifactStoreProps
+from cdk.edgeyolo_cdk.bucket_access import ReleasePolicy
 from cdk.edgeyolo_cdk.budget import CostBudget, CostBudgetProps
 from cdk.edgeyolo_cdk.config import (
     OUTPUT_AMI,
@@ -23,6 +25,7 @@ from cdk.edgeyolo_cdk.config import (
     OUTPUT_GPU_SM,
     OUTPUT_INSTANCE_ID,
     OUTPUT_REGION,
+    OUTPUT_RELEASE_POLICY,
     OUTPUT_SPOT,
     DeployConfig,
 )
@@ -66,8 +69,15 @@ class ArtifactsStack(Stack):
                     email=config.budget_email,
                 ),
             )
+        release = ReleasePolicy(self, "Release", bucket=self.bucket)
         CfnOutput(self, OUTPUT_BUCKET_NAME, value=self.bucket.bucket_name, description="Artifact bucket")
         CfnOutput(self, OUTPUT_REGION, value=self.region, description="Region of the stacks")
+        CfnOutput(
+            self,
+            OUTPUT_RELEASE_POLICY,
+            value=release.policy.managed_policy_arn,
+            description="Attach to whoever releases models (writes models/<name>/latest.*); the host cannot",
+        )
 
 
 class TrainingStack(Stack):

@@ -8,7 +8,8 @@
   idle alarm can stop it and the EBS volume with the checkpoints survives).
 - Encrypted gp3 root volume; tags propagate to it so teardown finds leftovers.
 - Security group: egress only, plus SSH from ``ssh_cidr`` when one is configured.
-- Role: AmazonSSMManagedInstanceCore + read/write on the artifact bucket, nothing else.
+- Role: AmazonSSMManagedInstanceCore + the prefix-scoped bucket rights of ``bucket_access.TRAINING_HOST``
+  (no deletes, no release keys), nothing else.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from aws_cdk import aws_s3 as s3
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
+from cdk.edgeyolo_cdk.bucket_access import grant_training_host
 from cdk.edgeyolo_cdk.config import ROLE_TRAINING_HOST, TAG_ROLE
 from cdk.edgeyolo_cdk.gpu import Dlami, GpuInfo
 
@@ -77,10 +79,10 @@ class TrainingHost(Construct):
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
-            description="Training host: SSM Session Manager + read/write on the artifact bucket only.",
+            description="Training host: SSM Session Manager + prefix-scoped rights on the artifact bucket.",
             managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore")],
         )
-        props.bucket.grant_read_write(self.role)
+        grant_training_host(self.role, props.bucket)
 
         self.security_group = ec2.SecurityGroup(
             self,
@@ -186,15 +188,11 @@ class TrainingHost(Construct):
                 ),
                 NagPackSuppression(
                     id="AwsSolutions-IAM5",
-                    reason="grant_read_write on the one artifact bucket: object keys (checkpoints, "
-                    "datasets, bundles) are not known in advance, and the s3:*Object* action "
-                    "wildcards are CDK's minimal read/write set.",
+                    reason="Object ARNs under the bucket prefixes of bucket_access.TRAINING_HOST (run ids, "
+                    "model names and versions are not known in advance); the bucket-wide object ARN appears "
+                    "only in the explicit deny of deletes.",
                     applies_to=[
-                        "Action::s3:GetObject*",
-                        "Action::s3:GetBucket*",
-                        "Action::s3:List*",
-                        "Action::s3:DeleteObject*",
-                        "Action::s3:Abort*",
+                        {"regex": "/^Resource::<.*Bucket.*\\.Arn>/[a-z]+/.*$/"},
                         {"regex": "/^Resource::<.*Bucket.*\\.Arn>/\\*$/"},
                     ],
                 ),

@@ -133,8 +133,10 @@ def test_training_unit_restarts_resumes_and_skips_finished_runs(rendered: Path) 
     assert _directive(unit, "WantedBy") == ["multi-user.target"]
     assert _directive(unit, "ConditionPathExists")[0].endswith("/runs/%i/train.done")
     assert _directive(unit, "ConditionPathExists")[0].startswith("!")
-    # checkpoints are pulled from S3 before a (re)start and pushed when it stops
-    assert any("s3 sync" in line for line in _directive(unit, "ExecStartPre"))
+    # checkpoints are pulled from S3 before a (re)start (never run.json, never older over newer:
+    # tests/training/test_s3pull.py) and pushed when it stops
+    (pre,) = _directive(unit, "ExecStartPre")
+    assert pre.endswith(" -m training_scripts s3-pull --run ${EDGEYOLO_RUN_DIR} --s3-uri ${EDGEYOLO_S3_URI}")
     assert len(_directive(unit, "ExecStopPost")) == 2
     timer = rendered / f"edgeyolo-train-sync@{RUN}.timer"
     assert _directive(timer, "OnUnitActiveSec") == ["15min"]

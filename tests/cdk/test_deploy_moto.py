@@ -9,6 +9,7 @@ import json
 
 import boto3
 import pytest
+from moto.iam.access_control import IAMPolicy, PermissionResult
 
 from tests.fixtures.cdk import REGION, Synthesized, deploy_to_moto, emulator_template
 
@@ -70,11 +71,16 @@ def test_stacks_deploy_with_expected_resources(synthesized: Synthesized, aws_env
     (role,) = iam.get_instance_profile(InstanceProfileName=profile_name)["InstanceProfile"]["Roles"]
     assert "ec2.amazonaws.com" in str(role["AssumeRolePolicyDocument"])
     # moto's AWS::IAM::Role ignores ManagedPolicyArns (SSM core is asserted on the template); the
-    # inline policy CDK generated from grant_read_write is attached and names only the bucket.
+    # inline policy from bucket_access is attached and names only the bucket and its objects.
     (policy_name,) = iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
     document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=policy_name)["PolicyDocument"]
-    resources = {r for s in document["Statement"] for r in s["Resource"]}
-    assert resources == {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"}
+    resources = {
+        r
+        for s in document["Statement"]
+        for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])
+    }
+    assert all(r == f"arn:aws:s3:::{bucket}" or r.startswith(f"arn:aws:s3:::{bucket}/") for r in resources)
+    _assert_training_host_rights(IAMPolicy(json.dumps(document)), bucket)
 
     # moto's CloudFormation has no AWS::CloudWatch::Alarm model: it records the resource (with an empty
     # type) without creating an alarm, so the alarm is asserted on the template
@@ -85,3 +91,34 @@ def test_stacks_deploy_with_expected_resources(synthesized: Synthesized, aws_env
         body, _ = emulator_template(template, "ami-12345678")
         assert len(summaries) == len(json.loads(body)["Resources"])
         assert {r["ResourceStatus"] for r in summaries} == {"CREATE_COMPLETE"}
+
+
+# (action, key, allowed): what the deployed training host role may do, evaluated by moto's IAM
+# policy engine on the policy CloudFormation attached.
+TRAINING_HOST_RIGHTS = [
+    ("s3:GetObject", "datasets/flickr_logos_27_dataset.tar.gz", True),
+    ("s3:GetObject", "pretrained/yolov2-tiny-voc.weights", True),
+    ("s3:PutObject", "datasets/flickr_logos_27_dataset.tar.gz", False),  # poisoning the dataset
+    ("s3:PutObject", "pretrained/yolov2-tiny-voc.weights", False),
+    ("s3:PutObject", "checkpoints/run1/backup/x_1000.weights", True),
+    ("s3:PutObject", "runs/run1/run.json", True),
+    ("s3:PutObject", "models/m/v1/model.onnx", True),
+    ("s3:PutObject", "models/m/v1.tar.gz", True),
+    ("s3:PutObject", "models/m/latest.json", False),  # releasing is the separate step
+    ("s3:PutObject", "models/m/latest.tar.gz", False),
+    ("s3:DeleteObject", "checkpoints/run1/backup/x_1000.weights", False),  # wiping checkpoints
+    ("s3:DeleteObjectVersion", "models/m/v1.tar.gz", False),
+    ("s3:PutObject", "somewhere-else/x", False),
+]
+
+
+def _assert_training_host_rights(policy: IAMPolicy, bucket: str) -> None:
+    got = [
+        (
+            action,
+            key,
+            policy.is_action_permitted(action, f"arn:aws:s3:::{bucket}/{key}") == PermissionResult.PERMITTED,
+        )
+        for action, key, _ in TRAINING_HOST_RIGHTS
+    ]
+    assert got == TRAINING_HOST_RIGHTS

@@ -169,11 +169,12 @@ def test_role_has_ssm_core_and_the_bucket_only(synthesized: Synthesized) -> None
     assert len(role["Properties"]["ManagedPolicyArns"]) == 1
     (policy,) = training.find_resources("AWS::IAM::Policy").values()
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
-    actions = {a for s in statements for a in s["Action"]}
-    assert "s3:PutObject" in actions and "s3:GetObject*" in actions
+    actions = {
+        a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
     assert all(a.startswith("s3:") for a in actions)
-    # every resource is the artifact bucket's ARN (or its objects), imported from the Artifacts stack:
-    # find the export whose value is the ARN of the versioned bucket (by properties, not by name)
+    # every resource is the artifact bucket's ARN or an object ARN under it, imported from the Artifacts
+    # stack: find the export whose value is the ARN of the versioned bucket (by properties, not by name)
     artifacts = _template(synthesized, "-Artifacts").to_json()
     (bucket_id,) = [
         rid
@@ -188,11 +189,50 @@ def test_role_has_ssm_core_and_the_bucket_only(synthesized: Synthesized) -> None
     }
     assert len(arn_exports) == 1
     arn = {"Fn::ImportValue": next(iter(arn_exports))}
+
+    def scoped(resource: object) -> str:
+        """The object pattern of ``resource`` ("" for the bucket itself)."""
+        if resource == arn:
+            return ""
+        assert isinstance(resource, dict) and resource["Fn::Join"][1][0] == arn, resource
+        return resource["Fn::Join"][1][1]
+
+    by_effect: dict[tuple[str, str], set[str]] = {}
     for statement in statements:
-        assert statement["Effect"] == "Allow"
-        assert sorted(statement["Resource"], key=json.dumps) == sorted(
-            [arn, {"Fn::Join": ["", [arn, "/*"]]}], key=json.dumps
-        ), statement["Resource"]
+        targets = (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        )
+        acts = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        for action in acts:
+            by_effect.setdefault((statement["Effect"], action), set()).update(scoped(r) for r in targets)
+    assert by_effect[("Allow", "s3:GetObject")] == {
+        f"/{p}*" for p in ("datasets/", "pretrained/", "checkpoints/", "runs/", "models/")
+    }
+    assert by_effect[("Allow", "s3:PutObject")] == {"/checkpoints/*", "/runs/*", "/models/*"}
+    assert by_effect[("Deny", "s3:DeleteObject")] == by_effect[("Deny", "s3:DeleteObjectVersion")] == {"/*"}
+    assert by_effect[("Deny", "s3:PutObject")] == {"/models/*/latest.json", "/models/*/latest.tar.gz"}
+    assert not any(effect == "Allow" and action.startswith("s3:Delete") for effect, action in by_effect)
+    listing = next(s for s in statements if s["Action"] == "s3:ListBucket")
+    assert listing["Condition"]["StringLike"]["s3:prefix"] == [
+        "datasets/*",
+        "pretrained/*",
+        "checkpoints/*",
+        "runs/*",
+        "models/*",
+    ]
+
+
+def test_release_policy_writes_only_the_latest_keys(synthesized: Synthesized) -> None:
+    artifacts = _template(synthesized, "-Artifacts")
+    (policy,) = artifacts.find_resources("AWS::IAM::ManagedPolicy").values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    puts = [s for s in statements if "s3:PutObject" in json.dumps(s["Action"])]
+    assert len(puts) == 1 and puts[0]["Effect"] == "Allow"
+    patterns = sorted(r["Fn::Join"][1][-1] for r in puts[0]["Resource"])
+    assert patterns == ["/models/*/latest.json", "/models/*/latest.tar.gz"]
+    assert not any("Delete" in json.dumps(s["Action"]) for s in statements)
+    outputs = artifacts.to_json()["Outputs"]
+    assert "ReleasePolicyArn" in outputs
 
 
 def test_idle_alarm_stops_the_instance(synthesized: Synthesized) -> None:
