@@ -17,7 +17,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 APT_PACKAGES := dpkg-dev build-essential g++-11 libgl1 libglib2.0-0 chromium debootstrap rsync systemd \
 	qemu-user-static binfmt-support file
 
-.PHONY: help setup venv node apt darknet lint test test-fast bench clean pi-roots test-emulated
+.PHONY: help setup venv node apt darknet lint test test-main test-fast bench clean pi-roots test-emulated
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -111,12 +111,24 @@ pi-roots: venv apt ## cached emulated Pi roots for the tests (arm64 with the rol
 	$(PY) -m training_scripts edge-emulated --arch arm64 --cache $(CURDIR)/$(CACHE)/pi-arm64 --prepare-only layer
 	$(PY) -m training_scripts edge-emulated --arch armhf --cache $(CURDIR)/$(CACHE)/pi-armhf --prepare-only minbase
 
-# The emulated-Pi tests (qemu on one core, about 30-40 minutes on 2 cores) are their own target
-# for now: whether they fit the 60-minute CI budget beside the rest has not been measured yet.
+# The emulated-Pi tests (tests/ansible_edge/test_emulated_pi.py, qemu-user: mostly one core) run
+# beside the main suite in `make test`: `test-emulated` starts in the background with its own log and
+# pytest base directory, the main suite (after the CUDA build) in the foreground; both must pass, and
+# the emulated log is printed after the main suite's output.
 EMU_TESTS := tests/ansible_edge/test_emulated_pi.py
+EMU_LOG := $(CACHE)/test-emulated.log
 TEST_ENV = DARKNET_BIN=$(CURDIR)/$(DARKNET_BIN) DARKNET_GPU_DIR=$(DARKNET_GPU_DIR) CUDA_LOCAL=$(CUDA_LOCAL) \
 	DARKNET_ARCHIVE=$(DARKNET_ARCHIVE)
-test: setup darknet-gpu lint ## lint + the test suite (what CI runs; the emulated-Pi tests are test-emulated)
+test: setup lint ## lint + the test suite, the emulated Pis beside it (what CI runs)
+	@rm -f $(EMU_LOG) $(EMU_LOG).rc; \
+	( $(MAKE) --no-print-directory test-emulated > $(EMU_LOG) 2>&1; echo $$? > $(EMU_LOG).rc ) & \
+	echo "make test: emulated Raspberry Pi tests started in the background (log: $(EMU_LOG))"; \
+	$(MAKE) --no-print-directory darknet-gpu && $(TEST_ENV) $(VENV)/bin/pytest --ignore=$(EMU_TESTS); main=$$?; \
+	echo "make test: main suite rc=$$main; waiting for the emulated Pi tests"; wait; \
+	echo "----- $(EMU_LOG) -----"; cat $(EMU_LOG); emu=$$(cat $(EMU_LOG).rc 2>/dev/null || echo 1); \
+	echo "make test: main suite rc=$$main, emulated Pi tests rc=$$emu"; [ "$$main" = 0 ] && [ "$$emu" = 0 ]
+
+test-main: setup darknet-gpu lint ## the test suite without the emulated Pis
 	$(TEST_ENV) $(VENV)/bin/pytest --ignore=$(EMU_TESTS)
 
 test-emulated: setup pi-roots ## the emulated Raspberry Pi tests (arm64 edge.yml + service, armhf libmvnc)

@@ -28,8 +28,11 @@ to decode its output::
 
 Every file in the directory except the manifest itself is listed in ``files``;
 :func:`load_bundle` refuses a bundle whose files are missing, extra, resized or changed, with
-one line naming the file. Only the standard library and :mod:`edge_image.decode` are imported,
-so the edge service can use this module without TensorFlow or OpenVINO.
+one line naming the file. Only the standard library is imported (:mod:`edge_image.decode`, for
+:attr:`Bundle.spec`, when it is used), so the edge service and any Ansible controller can use this
+module without numpy, TensorFlow or OpenVINO. The same checks guard every path a bundle takes:
+``pack``, the edge role on the controller (:mod:`edge_image.bundle_check`), ``check-config`` and the
+service.
 """
 
 from __future__ import annotations
@@ -38,15 +41,18 @@ import hashlib
 import json
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_image.atomic import write_bytes
-from edge_image.decode import RegionSpec
 from edge_image.errors import UserError
+
+if TYPE_CHECKING:
+    from edge_image.decode import RegionSpec
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
@@ -170,11 +176,21 @@ def _field_error(where: str, key: str, problem: str) -> UserError:
     return UserError(f"{where}: field {key!r}: {problem}")
 
 
-def _safe_relpath(rel: object) -> bool:
-    if not isinstance(rel, str) or not rel:
+def safe_relpath(rel: object) -> bool:
+    """Whether ``rel`` is a non-empty relative POSIX path that stays inside its directory.
+
+    >>> [safe_relpath(p) for p in ("a/b.onnx", "../x", "/etc/passwd", "", "a/./b")]
+    [True, False, False, False, True]
+    """
+    if not isinstance(rel, str) or not rel or "\x00" in rel:
         return False
     pure = PurePosixPath(rel)
     return not pure.is_absolute() and ".." not in pure.parts and "\\" not in rel
+
+
+#: ``version`` names a directory on the device: letters, digits and ``. _ + -``, not starting with
+#: a dot or a dash, at most 128 characters.
+VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 
 
 def validate_manifest(manifest: object, *, where: str = MANIFEST_NAME) -> None:
@@ -197,6 +213,13 @@ def validate_manifest(manifest: object, *, where: str = MANIFEST_NAME) -> None:
     for key in ("name", "version", "created"):
         if not isinstance(manifest[key], str) or not manifest[key]:
             raise _field_error(where, key, "must be a non-empty string")
+    if not VERSION_PATTERN.fullmatch(manifest["version"]):
+        raise _field_error(
+            where,
+            "version",
+            f"{manifest['version']!r} must be letters, digits and . _ + - (at most 128, not starting with "
+            "a dot or a dash): it names the bundle's directory on the device",
+        )
     classes = manifest["classes"]
     if not isinstance(classes, list) or not classes or not all(isinstance(c, str) and c for c in classes):
         raise _field_error(where, "classes", "must be a non-empty list of non-empty strings")
@@ -228,7 +251,7 @@ def validate_manifest(manifest: object, *, where: str = MANIFEST_NAME) -> None:
         key = f"files[{i}]"
         if not isinstance(entry, dict) or set(entry) != {"path", "sha256", "bytes"}:
             raise _field_error(where, key, "must be an object with exactly path, sha256, bytes")
-        if not _safe_relpath(entry["path"]) or entry["path"] == MANIFEST_NAME:
+        if not safe_relpath(entry["path"]) or entry["path"] == MANIFEST_NAME:
             raise _field_error(
                 where, f"{key}.path", f"not a relative path inside the bundle: {entry['path']!r}"
             )
@@ -248,7 +271,7 @@ def validate_manifest(manifest: object, *, where: str = MANIFEST_NAME) -> None:
             raise _field_error(
                 where, f"artifacts.{kind}", f"unknown kind (known: {', '.join(ARTIFACT_KINDS)})"
             )
-        if not _safe_relpath(rel) or rel not in seen:
+        if not safe_relpath(rel) or rel not in seen:
             raise _field_error(where, f"artifacts.{kind}", f"{rel!r} is not listed in 'files'")
         companion = _COMPANIONS.get(kind)
         if companion is not None:
@@ -260,6 +283,16 @@ def validate_manifest(manifest: object, *, where: str = MANIFEST_NAME) -> None:
     for key in ("metrics", "tool_versions"):
         if key in manifest and not isinstance(manifest[key], dict):
             raise _field_error(where, key, "must be an object")
+
+
+def _symlink_between(root: Path, rel: str) -> Path | None:
+    """The first symlink among ``root/rel`` and the directories between ``root`` and it, or None."""
+    path = root
+    for part in PurePosixPath(rel).parts:
+        path = path / part
+        if path.is_symlink():
+            return path
+    return None
 
 
 def verify_files(
@@ -278,6 +311,9 @@ def verify_files(
         raise UserError(f"{root / rel}: unexpected file, not listed in {MANIFEST_NAME}")
     for rel, entry in listed.items():
         path = root / rel
+        link = _symlink_between(root, rel)
+        if link is not None:
+            raise UserError(f"{link}: a symlink in the bundle (a bundle holds regular files only)")
         if not path.is_file():
             raise UserError(f"{path}: missing (listed in {MANIFEST_NAME})")
         size = path.stat().st_size
@@ -321,6 +357,8 @@ class Bundle:
     @property
     def spec(self) -> RegionSpec:
         """Region-layer decoding parameters (class count and anchors)."""
+        from edge_image.decode import RegionSpec
+
         return RegionSpec(classes=len(self.classes), anchors=self.anchors)
 
 
@@ -329,6 +367,8 @@ def read_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(bundle_dir) / MANIFEST_NAME
     if not Path(bundle_dir).is_dir():
         raise UserError(f"{bundle_dir}: bundle directory not found")
+    if path.is_symlink():
+        raise UserError(f"{path}: a symlink (a bundle holds regular files only)")
     if not path.is_file():
         raise UserError(f"{path}: missing (not a model bundle?)")
     try:

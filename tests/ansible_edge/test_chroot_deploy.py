@@ -317,6 +317,56 @@ def test_bundle_with_wrong_checksum_is_refused(edge_node: EdgeNode, tmp_path: Pa
     assert edge_node.healthz()["ok"] is True
 
 
+def _crafted_archive(bundle: Path, path: Path, version: str, evil: dict[str, object]) -> Path:
+    """An archive of ``bundle`` whose manifest also lists ``evil`` (and carries it as a member), made
+    by hand: ``training_scripts pack`` refuses to make one."""
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"].append(evil)
+    members = {
+        f"{version}/{e['path']}": (bundle / str(e["path"])).read_bytes() for e in manifest["files"][:-1]
+    }
+    members[f"{version}/{evil['path']}"] = b"* * * * * root /bin/sh -c 'id > /tmp/owned'\n"
+    members[f"{version}/manifest.json"] = json.dumps(manifest).encode()
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            entry = tarfile.TarInfo(name)
+            entry.size, entry.mode = len(data), 0o644
+            tar.addfile(entry, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "evil_path",
+    ["../../../../../etc/cron.d/edge-evil", "/root/.ssh/id_ed25519"],
+    ids=["traversing-path", "controller-file"],
+)
+def test_crafted_archive_writes_nothing_on_the_node(
+    edge_node: EdgeNode, tmp_path: Path, evil_path: str
+) -> None:
+    """Issue 16's attack: manifest paths that climb out of the models directory (written as root on the
+    Pi) or name a controller file (copied to every Pi). The controller-side check refuses the archive
+    before any task reads it for copying or creates anything on the node."""
+    version = f"{edge_node.version}-crafted"
+    evil = {"path": evil_path, "sha256": "0" * 64, "bytes": 46}
+    archive = _crafted_archive(edge_node.bundle, tmp_path / "crafted.tar.gz", version, evil)
+    models = edge_node.chroot.path("/opt/edge-image/models")
+    before = sorted(p.name for p in models.iterdir())
+    run = edge_node.play(
+        PLAYBOOKS / "role.yml",
+        extra_vars={"role_under_test": "edge_service", "edge_service_model_local_path": str(archive)},
+    )
+    assert run.returncode != 0
+    assert "TASK [edge_service : Check the bundle on the controller before any of it is copied]" in run.output
+    assert "not a relative path inside the bundle" in run.output, run.output[-4000:]
+    # no task after the check ran: nothing created, nothing copied
+    assert "TASK [edge_service : Create the model directories" not in run.output
+    assert "TASK [edge_service : Copy the bundle's files" not in run.output
+    assert sorted(p.name for p in models.iterdir()) == before
+    assert not edge_node.chroot.path("/etc/cron.d/edge-evil").exists()
+    assert not edge_node.chroot.path(f"/opt/edge-image/models/{version}").exists()
+    assert edge_node.current() == edge_node.version and edge_node.healthz()["ok"] is True
+
+
 def _firmware_archive(path: Path, version: str, arch: str) -> bytes:
     """A release archive laid out like NCSDK-<version>.tar.gz (ncsdk-<arch>/fw/*.mvcmd)."""
     firmware = f"firmware for {arch}\n".encode() * 64
