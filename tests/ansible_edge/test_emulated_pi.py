@@ -10,8 +10,9 @@
   for sticks by the real ``mvnc`` module. The service on armhf is ``make edge-armhf``; see the
   support matrix in edge_image/README.md.
 
-Run with ``make test-emulated`` (about 30-40 minutes on 2 cores); ``make test`` leaves this module
-out until its CI time beside the rest has been measured.
+``make test`` runs this module in the background beside the main suite (its output in
+``.cache/test-emulated.log``, printed at the end); ``make test-emulated`` runs it alone (about 30-40
+minutes on 2 cores with fresh roots).
 
 Roots come from tarballs cached in ``.cache/pi-<arch>/`` (debootstrap; for arm64 with the roles'
 Debian packages baked in, as an image build does); each module unpacks a fresh root from them.
