@@ -149,6 +149,10 @@ DEMO_TRAIN_VARS = -e edgeyolo_root=$(DEMO_OUT)/train -e dataset_synth_images=$(D
 	-e dataset_synth_size=128x128 -e dataset_split=70,15,15 -e train_max_batches=$(DEMO_MAX_BATCHES) \
 	-e train_segment=150 -e train_max_minutes=$(DEMO_MAX_MINUTES)
 DEMO_PUBLISHED = $(DEMO_OUT)/train/published/yolov2-tiny-edgeyolo/latest.json
+# The demo's bundle-signing key (Ed25519, made once): publish signs with it, the edge node trusts it.
+DEMO_KEY_DIR = $(DEMO_OUT)/signing
+DEMO_KEY = $(DEMO_KEY_DIR)/signing-key.pem
+DEMO_PUBLIC_KEY = $(DEMO_KEY_DIR)/signing-key.pub.pem
 .PHONY: demo demo-train demo-edge
 demo: ## the whole pipeline locally (~20 min on 2 cores): train, select, export, serve; prints mAP, FPS, URL
 	@start=$$(date +%s); \
@@ -157,8 +161,11 @@ demo: ## the whole pipeline locally (~20 min on 2 cores): train, select, export,
 	  --json $(DEMO_OUT)/summary.json && \
 	echo "demo: done in $$(( $$(date +%s) - start )) s; live page: http://127.0.0.1:$(DEMO_PORT)/"
 
-demo-train: venv apt ansible-collections ## demo part 1: ansible/train.yml on this machine (DEMO_* knobs)
-	$(TRAIN_PLAYBOOK) $(DEMO_TRAIN_VARS) $(TRAIN_ARGS)
+$(DEMO_KEY): | venv
+	$(PY) -m training_scripts signing-key --out $(DEMO_KEY_DIR)
+
+demo-train: venv apt ansible-collections $(DEMO_KEY) ## demo part 1: ansible/train.yml on this machine (DEMO_* knobs)
+	EDGEYOLO_SIGN=file:$(DEMO_KEY) $(TRAIN_PLAYBOOK) $(DEMO_TRAIN_VARS) $(TRAIN_ARGS)
 
 $(DEMO_OUT)/video.mp4: | venv
 	$(PY) -m training_scripts synth --out $(DEMO_OUT)/video-src --classes 3 --images 4 --seed 1 \
@@ -166,7 +173,8 @@ $(DEMO_OUT)/video.mp4: | venv
 
 demo-edge: venv $(DEMO_OUT)/video.mp4 ## demo part 2: ansible/edge.yml with the published bundle on a synthetic video
 	EDGE_BUNDLE=$$($(PY) -c 'import json,sys; print(json.load(open(sys.argv[1]))["path"])' $(DEMO_PUBLISHED)) \
-	EDGE_VIDEO=$(DEMO_OUT)/video.mp4 EDGE_PORT=$(DEMO_PORT) $(MAKE) --no-print-directory edge
+	EDGE_VIDEO=$(DEMO_OUT)/video.mp4 EDGE_PORT=$(DEMO_PORT) EDGE_TRUSTED_KEYS=$(DEMO_PUBLIC_KEY) \
+	$(MAKE) --no-print-directory edge
 
 BENCH_OUT ?= bench_out
 bench: setup ## one-run benchmark table (sgemm, export, edge FPS vs darknet, decode, evaluation) → $(BENCH_OUT)/bench.md
@@ -196,7 +204,7 @@ EDGE_EMU_ARGS ?=
 define EDGE_EMU_RECIPE
 @test -f $(EDGE_EMU_PUBLISHED) || $(MAKE) --no-print-directory demo-train DEMO_MAX_MINUTES=$(EDGE_EMU_TRAIN_MINUTES)
 $(PY) -m training_scripts edge-emulated --arch $(1) --published $(EDGE_EMU_PUBLISHED) --video $(EDGE_EMU_VIDEO) \
-  --cache $(CURDIR)/$(CACHE)/pi-$(1) $(EDGE_EMU_ARGS)
+  --cache $(CURDIR)/$(CACHE)/pi-$(1) --trusted-key $(DEMO_PUBLIC_KEY) $(EDGE_EMU_ARGS)
 endef
 edge-arm64: venv apt ansible-collections $(DEMO_OUT)/video.mp4 ## emulated Pi OS 64-bit: edge.yml into a qemu arm64 root, serve, one summary line
 	$(call EDGE_EMU_RECIPE,arm64)

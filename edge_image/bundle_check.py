@@ -3,6 +3,10 @@
 roles/edge_service runs ``python -m edge_image.bundle_check`` on the controller, before a single
 file of the bundle is read for copying or written on a device, and copies only what it reports.
 
+First, provenance: ``manifest.sig`` must verify over the manifest's exact bytes with one of the
+``--trusted-key`` public keys (:mod:`edge_image.signing`) before the manifest's content is believed;
+``--allow-unsigned`` (development only) turns that into a warning on stderr.
+
 - ``--archive A --unpack-to D``: a bundle archive (``training_scripts pack``). Every tar member must
   be a regular file or directory under one top directory, named without ``..``, a leading ``/`` or
   a backslash; links, devices and FIFOs are refused. ``manifest.json`` is read from the archive and
@@ -17,10 +21,10 @@ file of the bundle is read for copying or written on a device, and copies only w
   present. Its sizes and SHA-256 sums are checked on the node, where the files land, before the
   model is switched (the role's "refused on the node").
 
-Output: one JSON line ``{"dir", "version", "files", "unpacked"}`` (``files``: the manifest's
-paths, what the role copies); bad input prints ``error: <file>: <problem>`` and exits 2. Only the
-standard library and :mod:`edge_image.manifest` are imported, so any Ansible controller's Python
-runs it.
+Output: one JSON line ``{"dir", "version", "files", "unpacked", "signer", "copy"}`` (``files``:
+the manifest's paths; ``copy``: what the role copies, manifest and signature first); bad input
+prints ``error: <file>: <problem>`` and exits 2. Only the standard library, :mod:`edge_image.manifest`
+and ``cryptography`` (an Ansible dependency) are imported, so any Ansible controller's Python runs it.
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from edge_image.errors import UserError
-from edge_image.manifest import MANIFEST_NAME, read_manifest, safe_relpath, validate_manifest, verify_files
+from edge_image.manifest import MANIFEST_NAME, parse_manifest, read_manifest, safe_relpath, verify_files
+from edge_image.signing import MAX_SIGNATURE_BYTES, SIGNATURE_NAME, BundleTrust, load_trusted_keys
 
 #: manifest.json larger than this is not a manifest (a bundle of thousands of files is ~1 MiB).
 MAX_MANIFEST_BYTES = 4 << 20
@@ -54,6 +59,10 @@ class CheckedBundle:
     version: str
     files: list[str]
     unpacked: bool
+    #: key id that signed the manifest ("unsigned" when allowed without a valid signature)
+    signer: str
+    #: what the role copies: manifest.json, manifest.sig when there is one, then ``files``
+    copy: list[str]
 
 
 def _member_problem(member: tarfile.TarInfo) -> str | None:
@@ -119,10 +128,14 @@ def _write_checked(source: IO[bytes], target: Path, entry: dict[str, Any], where
         )
 
 
-def _reuse(dest: Path, manifest_bytes: bytes) -> bool:
-    """Whether ``dest`` already holds this manifest and still verifies (no symlinks, every file intact)."""
+def _reuse(dest: Path, manifest_bytes: bytes, signature: bytes | None) -> bool:
+    """Whether ``dest`` already holds this manifest and signature and still verifies (no symlinks,
+    every file intact)."""
     try:
         if _has_symlink(dest) or (dest / MANIFEST_NAME).read_bytes() != manifest_bytes:
+            return False
+        sig = dest / SIGNATURE_NAME
+        if (sig.read_bytes() if sig.exists() else None) != signature:
             return False
         verify_files(dest, read_manifest(dest))
     except (OSError, UserError):
@@ -130,8 +143,19 @@ def _reuse(dest: Path, manifest_bytes: bytes) -> bool:
     return True
 
 
-def check_archive(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -> CheckedBundle:
-    """Check ``archive`` and unpack its listed files into ``dest`` (see the module doc)."""
+def _copy(root: Path, files: list[str]) -> list[str]:
+    signature = [SIGNATURE_NAME] if (root / SIGNATURE_NAME).is_file() else []
+    return [MANIFEST_NAME, *signature, *files]
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def check_archive(
+    archive: str | os.PathLike[str], dest: str | os.PathLike[str], trust: BundleTrust
+) -> CheckedBundle:
+    """Check ``archive`` (signature first) and unpack its listed files into ``dest`` (see the module doc)."""
     archive, dest = Path(archive), Path(dest)
     try:
         tar = tarfile.open(archive, mode="r:*")  # noqa: SIM115 - closed by the with block below
@@ -142,22 +166,22 @@ def check_archive(archive: str | os.PathLike[str], dest: str | os.PathLike[str])
         if MANIFEST_NAME not in members:
             raise UserError(f"{archive}: no {top}/{MANIFEST_NAME}")
         manifest_bytes = _read_member(tar, members[MANIFEST_NAME], MAX_MANIFEST_BYTES)
-        where = f"{archive}:{top}/{MANIFEST_NAME}"
-        try:
-            manifest = json.loads(manifest_bytes.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise UserError(f"{where}: not UTF-8 text ({exc.reason})") from exc
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{where}: line {exc.lineno} column {exc.colno}: not JSON ({exc.msg})") from exc
-        validate_manifest(manifest, where=where)
+        signature = (
+            _read_member(tar, members[SIGNATURE_NAME], MAX_SIGNATURE_BYTES)
+            if SIGNATURE_NAME in members
+            else None
+        )
+        # provenance before anything of the manifest is believed
+        signer = trust.check(manifest_bytes, signature, where=f"{archive}:{top}", warn=_warn)
+        manifest = parse_manifest(manifest_bytes, where=f"{archive}:{top}/{MANIFEST_NAME}")
         listed = {entry["path"]: entry for entry in manifest["files"]}
-        for rel in sorted(set(members) - set(listed) - {MANIFEST_NAME}):
+        for rel in sorted(set(members) - set(listed) - {MANIFEST_NAME, SIGNATURE_NAME}):
             raise UserError(f"{archive}: member {top}/{rel}: not listed in {MANIFEST_NAME}")
         for rel in sorted(set(listed) - set(members)):
             raise UserError(f"{archive}: {top}/{rel}: listed in {MANIFEST_NAME}, missing from the archive")
         files = sorted(listed)
-        if _reuse(dest, manifest_bytes):
-            return CheckedBundle(str(dest), manifest["version"], files, unpacked=False)
+        if _reuse(dest, manifest_bytes, signature):
+            return CheckedBundle(str(dest), manifest["version"], files, False, signer, _copy(dest, files))
         dest.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
         try:
@@ -168,13 +192,15 @@ def check_archive(archive: str | os.PathLike[str], dest: str | os.PathLike[str])
                 assert handle is not None
                 _write_checked(handle, target, listed[rel], f"{archive}:{top}/{rel}")
             (staging / MANIFEST_NAME).write_bytes(manifest_bytes)
+            if signature is not None:
+                (staging / SIGNATURE_NAME).write_bytes(signature)
             if dest.exists() or dest.is_symlink():
                 shutil.rmtree(dest) if dest.is_dir() and not dest.is_symlink() else dest.unlink()
             os.replace(staging, dest)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-    return CheckedBundle(str(dest), manifest["version"], files, unpacked=True)
+    return CheckedBundle(str(dest), manifest["version"], files, True, signer, _copy(dest, files))
 
 
 def _has_symlink(root: Path) -> Path | None:
@@ -189,18 +215,24 @@ def _has_symlink(root: Path) -> Path | None:
     return None
 
 
-def check_directory(bundle_dir: str | os.PathLike[str]) -> CheckedBundle:
+def check_directory(bundle_dir: str | os.PathLike[str], trust: BundleTrust) -> CheckedBundle:
     """Check the bundle directory ``bundle_dir`` in place (see the module doc)."""
     root = Path(bundle_dir)
     link = _has_symlink(root)
     if link is not None:
         raise UserError(f"{link}: a symlink in the bundle (a bundle holds regular files only)")
-    manifest = read_manifest(root)
+    read_manifest(root)  # a directory that is not a bundle: say so before talking of signatures
+    manifest_bytes = (root / MANIFEST_NAME).read_bytes()
+    sig = root / SIGNATURE_NAME
+    signer = trust.check(
+        manifest_bytes, sig.read_bytes() if sig.is_file() else None, where=str(root), warn=_warn
+    )
+    manifest = parse_manifest(manifest_bytes, where=str(root / MANIFEST_NAME))
     files = sorted(entry["path"] for entry in manifest["files"])
     for rel in files:
         if not (root / rel).is_file():
             raise UserError(f"{root / rel}: missing (listed in {MANIFEST_NAME})")
-    return CheckedBundle(str(root), manifest["version"], files, unpacked=False)
+    return CheckedBundle(str(root), manifest["version"], files, False, signer, _copy(root, files))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -212,11 +244,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     source.add_argument("--archive", type=Path, help="bundle archive (.tar.gz) to check and unpack")
     source.add_argument("--dir", type=Path, help="bundle directory to check in place")
     parser.add_argument("--unpack-to", type=Path, help="with --archive: the directory to unpack into")
+    parser.add_argument(
+        "--trusted-key",
+        type=Path,
+        action="append",
+        default=[],
+        help="PEM public key file or directory of *.pem",
+    )
+    parser.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        help="accept unsigned or unverified bundles (development only)",
+    )
     args = parser.parse_args(argv)
     if args.archive is not None and args.unpack_to is None:
         parser.error("--archive needs --unpack-to")
     try:
-        checked = check_archive(args.archive, args.unpack_to) if args.archive else check_directory(args.dir)
+        trust = BundleTrust(load_trusted_keys(args.trusted_key), allow_unsigned=args.allow_unsigned)
+        checked = (
+            check_archive(args.archive, args.unpack_to, trust)
+            if args.archive
+            else check_directory(args.dir, trust)
+        )
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

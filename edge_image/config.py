@@ -13,17 +13,22 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
 from edge_image.errors import UserError
 
+if TYPE_CHECKING:
+    from edge_image.signing import BundleTrust
+
 SOURCE_KINDS = ("camera", "video", "stream", "folder")
 BACKEND_KINDS = ("auto", "mvnc", "openvino", "opencv")
 OPENVINO_DEVICES = ("CPU", "MYRIAD", "GPU", "AUTO")
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+#: Where a Pi keeps the public keys bundles must be signed with (roles/edge_service installs them).
+DEFAULT_TRUSTED_KEYS = Path("/etc/edge-image/trusted-keys")
 
 T = TypeVar("T")
 
@@ -63,13 +68,23 @@ class Backoff:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """``model:`` the bundle directory, thresholds, and whether to watch it for changes."""
+    """``model:`` the bundle directory, thresholds, whether to watch it for changes, and whose
+    signatures a bundle must carry (``trusted_keys``: PEM files or directories of ``*.pem``;
+    ``allow_unsigned``: development only, logged on every load)."""
 
     bundle: Path
     thresh: float = 0.25
     nms: float = 0.45
     watch: bool = True
     watch_interval: float = 2.0
+    trusted_keys: tuple[Path, ...] = (DEFAULT_TRUSTED_KEYS,)
+    allow_unsigned: bool = False
+
+    def trust(self) -> BundleTrust:
+        """The keys as they are on disk now (rotation needs no restart); :class:`UserError` if unreadable."""
+        from edge_image.signing import BundleTrust, load_trusted_keys
+
+        return BundleTrust(load_trusted_keys(self.trusted_keys), allow_unsigned=self.allow_unsigned)
 
 
 @dataclass(frozen=True)
@@ -239,6 +254,17 @@ class _Reader:
             raise self.error(unknown[0], "unknown field")
 
 
+def _paths(r: _Reader, key: str, base: Path, default: tuple[Path, ...]) -> tuple[Path, ...]:
+    """A path or a non-empty list of paths (relative to ``base``)."""
+    value = r.raw(key)
+    if value is None:
+        return default
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items or not all(isinstance(v, str) and v for v in items):
+        raise r.error(key, f"must be a path or a non-empty list of paths, got {value!r}")
+    return tuple(p if p.is_absolute() else base / p for p in (Path(os.path.expanduser(v)) for v in items))
+
+
 def _backoff(reader: _Reader, default: Backoff) -> Backoff:
     result = Backoff(
         initial=reader.number("initial", default.initial, low=0.0, high=3600.0),
@@ -345,6 +371,8 @@ def parse_config(data: object, *, where: str = "config.yml", base: Path | None =
         nms=m.number("nms", 0.45, low=0.0, high=1.0),
         watch=m.boolean("watch", True),
         watch_interval=m.number("watch_interval", 2.0, low=0.1, high=3600.0),
+        trusted_keys=_paths(m, "trusted_keys", base, (DEFAULT_TRUSTED_KEYS,)),
+        allow_unsigned=m.boolean("allow_unsigned", False),
     )
     m.finish()
     source = _source(top.child("source"), base)

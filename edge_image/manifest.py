@@ -39,10 +39,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -50,9 +51,12 @@ from typing import TYPE_CHECKING, Any
 
 from edge_image.atomic import write_bytes
 from edge_image.errors import UserError
+from edge_image.signing import SIGNATURE_NAME, BundleTrust
 
 if TYPE_CHECKING:
     from edge_image.decode import RegionSpec
+
+_log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
@@ -107,12 +111,12 @@ def file_digest(path: str | os.PathLike[str]) -> tuple[str, int]:
 
 
 def _bundle_files(bundle_dir: Path) -> list[str]:
-    """Relative POSIX paths of every regular file under ``bundle_dir`` except the manifest."""
+    """Relative POSIX paths of the regular files under ``bundle_dir`` but the manifest and its signature."""
     found = []
     for path in sorted(bundle_dir.rglob("*")):
         if path.is_file():
             rel = path.relative_to(bundle_dir).as_posix()
-            if rel != MANIFEST_NAME:
+            if rel not in (MANIFEST_NAME, SIGNATURE_NAME):
                 found.append(rel)
     return found
 
@@ -251,7 +255,7 @@ def validate_manifest(manifest: object, *, where: str = MANIFEST_NAME) -> None:
         key = f"files[{i}]"
         if not isinstance(entry, dict) or set(entry) != {"path", "sha256", "bytes"}:
             raise _field_error(where, key, "must be an object with exactly path, sha256, bytes")
-        if not safe_relpath(entry["path"]) or entry["path"] == MANIFEST_NAME:
+        if not safe_relpath(entry["path"]) or entry["path"] in (MANIFEST_NAME, SIGNATURE_NAME):
             raise _field_error(
                 where, f"{key}.path", f"not a relative path inside the bundle: {entry['path']!r}"
             )
@@ -342,6 +346,8 @@ class Bundle:
     input_size: tuple[int, int, int]
     artifacts: dict[str, str]
     output_layout: str = field(default="hwc")
+    #: key id of the verified signer ("unsigned" when allowed without one, "" when not checked)
+    signer: str = ""
 
     def has(self, kind: str) -> bool:
         """Whether the bundle carries an artifact of ``kind``."""
@@ -362,34 +368,59 @@ class Bundle:
         return RegionSpec(classes=len(self.classes), anchors=self.anchors)
 
 
-def read_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """Parse and validate ``bundle_dir/manifest.json`` (no file checks); :class:`UserError` if bad."""
-    path = Path(bundle_dir) / MANIFEST_NAME
-    if not Path(bundle_dir).is_dir():
-        raise UserError(f"{bundle_dir}: bundle directory not found")
-    if path.is_symlink():
-        raise UserError(f"{path}: a symlink (a bundle holds regular files only)")
-    if not path.is_file():
-        raise UserError(f"{path}: missing (not a model bundle?)")
+def parse_manifest(data: bytes, *, where: str) -> dict[str, Any]:
+    """The validated manifest in ``data`` (the bytes of a manifest.json); :class:`UserError` if bad."""
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+        raise UserError(f"{where}: not UTF-8 text ({exc.reason})") from exc
     except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: line {exc.lineno} column {exc.colno}: invalid JSON ({exc.msg})") from exc
-    validate_manifest(manifest, where=str(path))
+        raise UserError(f"{where}: line {exc.lineno} column {exc.colno}: invalid JSON ({exc.msg})") from exc
+    validate_manifest(manifest, where=where)
     return manifest
 
 
-def load_bundle(bundle_dir: str | os.PathLike[str], *, verify: bool = True) -> Bundle:
+def _read_regular(path: Path, what: str) -> bytes:
+    if path.is_symlink():
+        raise UserError(f"{path}: a symlink (a bundle holds regular files only)")
+    if not path.is_file():
+        raise UserError(f"{path}: missing ({what})")
+    return path.read_bytes()
+
+
+def read_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Parse and validate ``bundle_dir/manifest.json`` (no file checks); :class:`UserError` if bad."""
+    if not Path(bundle_dir).is_dir():
+        raise UserError(f"{bundle_dir}: bundle directory not found")
+    path = Path(bundle_dir) / MANIFEST_NAME
+    return parse_manifest(_read_regular(path, "not a model bundle?"), where=str(path))
+
+
+def load_bundle(
+    bundle_dir: str | os.PathLike[str],
+    *,
+    verify: bool = True,
+    trust: BundleTrust | None = None,
+    warn: Callable[[str], None] = _log.warning,
+) -> Bundle:
     """Read ``bundle_dir/manifest.json`` and (``verify=True``) check every file's size and SHA-256.
 
-    Raises :class:`UserError` naming the manifest field or the file that is wrong: a bad
-    field, a missing or unexpected file, a size or checksum mismatch. ``verify=False`` only
-    validates the manifest itself (for quick listings).
+    With ``trust`` (what a device does) ``manifest.sig`` is verified over the manifest's bytes
+    first, and the manifest is parsed from those same bytes. Raises :class:`UserError` naming the
+    manifest field or the file that is wrong: an unsigned or wrongly signed bundle, a bad field, a
+    missing or unexpected file, a size or checksum mismatch. ``verify=False`` only validates the
+    manifest itself (for quick listings).
     """
     root = Path(bundle_dir).resolve()
-    manifest = read_manifest(root)
+    if not root.is_dir():
+        raise UserError(f"{bundle_dir}: bundle directory not found")
+    data = _read_regular(root / MANIFEST_NAME, "not a model bundle?")
+    signer = ""
+    if trust is not None:
+        sig_path = root / SIGNATURE_NAME
+        signature = _read_regular(sig_path, "") if sig_path.exists() or sig_path.is_symlink() else None
+        signer = trust.check(data, signature, where=str(root), warn=warn)
+    manifest = parse_manifest(data, where=str(root / MANIFEST_NAME))
     if verify:
         verify_files(root, manifest)
     h, w, c = manifest["input_size"]
@@ -401,4 +432,5 @@ def load_bundle(bundle_dir: str | os.PathLike[str], *, verify: bool = True) -> B
         input_size=(h, w, c),
         artifacts=dict(manifest["artifacts"]),
         output_layout=manifest.get("output_layout", "hwc"),
+        signer=signer,
     )

@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from edge_image.manifest import build_manifest, write_manifest
+from edge_image.signing import key_id, signature_document
 from tests.ansible_edge.helpers import (
     EDGE_PLAYBOOK,
     PLAYBOOKS,
@@ -35,8 +36,10 @@ from tests.ansible_edge.helpers import (
     write_inventory,
 )
 from tests.ansible_edge.rootfs import Chroot, rootfs_tarball
+from tests.fixtures import signing
 from training_scripts.emulation.edge_node import free_port, http_get
 from training_scripts.export.archive import pack_bundle
+from training_scripts.export.signing import FileSigner, generate_key, sign_bundle
 
 pytestmark = pytest.mark.slow
 
@@ -82,8 +85,8 @@ class EdgeNode:
 
 
 def _derived_bundle(source: Path, dest: Path, version: str, *, break_models: bool) -> Path:
-    """A copy of ``source`` under a new version with a consistent manifest; with
-    ``break_models`` every model file is replaced by garbage (checksums still match)."""
+    """A copy of ``source`` under a new version with a consistent, signed manifest; with
+    ``break_models`` every model file is replaced by garbage (checksums and signature still match)."""
     shutil.copytree(source, dest)
     manifest = json.loads((dest / "manifest.json").read_text())
     if break_models:
@@ -106,7 +109,7 @@ def _derived_bundle(source: Path, dest: Path, version: str, *, break_models: boo
         output_layout=manifest.get("output_layout", "hwc"),
     )
     write_manifest(dest, rebuilt)
-    return dest
+    return signing.sign(dest)
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +146,7 @@ def edge_node(
                     "ansible_python_interpreter": "/usr/bin/python3",
                     "edge_base_raspberry_pi": True,
                     "edge_service_model_local_path": str(model_bundle),
+                    "edge_service_trusted_keys": [str(signing.public_key())],
                     "edge_service_source": {"kind": "video", "path": VIDEO_IN_CHROOT, "loop": True},
                     "edge_service_backend": {"kind": "auto", "device": "CPU"},
                     "edge_service_server_port": port,
@@ -317,16 +321,49 @@ def test_bundle_with_wrong_checksum_is_refused(edge_node: EdgeNode, tmp_path: Pa
     assert edge_node.healthz()["ok"] is True
 
 
+@pytest.mark.parametrize("attack", ["unsigned", "foreign-key"])
+def test_bundle_without_a_trusted_signature_is_refused_before_copying(
+    edge_node: EdgeNode, tmp_path: Path, attack: str
+) -> None:
+    """A consistent bundle (every checksum right) that the trusted key did not sign: refused on the
+    controller, nothing copied; the deployed model keeps serving."""
+    version = f"{edge_node.version}-{attack}"
+    bundle = _derived_bundle(edge_node.bundle, tmp_path / attack, version, break_models=False)
+    if attack == "unsigned":
+        (bundle / "manifest.sig").unlink()
+        expected = "unsigned bundle (no manifest.sig)"
+    else:
+        other = FileSigner(generate_key(tmp_path / "other-key")[0])
+        sign_bundle(bundle, other)
+        expected = f"signed by key {key_id(other.public_key())}, which is not trusted"
+    run = edge_node.play(
+        PLAYBOOKS / "role.yml",
+        extra_vars={"role_under_test": "edge_service", "edge_service_model_local_path": str(bundle)},
+    )
+    assert run.returncode != 0
+    assert expected in run.output, run.output[-4000:]
+    assert "TASK [edge_service : Copy the bundle's files" not in run.output
+    assert not edge_node.chroot.path(f"/opt/edge-image/models/{version}").exists()
+    assert edge_node.current() == edge_node.version and edge_node.healthz()["ok"] is True
+
+
 def _crafted_archive(bundle: Path, path: Path, version: str, evil: dict[str, object]) -> Path:
     """An archive of ``bundle`` whose manifest also lists ``evil`` (and carries it as a member), made
-    by hand: ``training_scripts pack`` refuses to make one."""
+    by hand (``training_scripts pack`` refuses to make one) and signed with the trusted key: a
+    compromised signer, so that only the structure check stands between it and the node."""
     manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["version"] = version
     manifest["files"].append(evil)
     members = {
         f"{version}/{e['path']}": (bundle / str(e["path"])).read_bytes() for e in manifest["files"][:-1]
     }
     members[f"{version}/{evil['path']}"] = b"* * * * * root /bin/sh -c 'id > /tmp/owned'\n"
-    members[f"{version}/manifest.json"] = json.dumps(manifest).encode()
+    manifest_bytes = json.dumps(manifest).encode()
+    members[f"{version}/manifest.json"] = manifest_bytes
+    signer = FileSigner(signing.private_key())
+    members[f"{version}/manifest.sig"] = signature_document(
+        signer.algorithm, key_id(signer.public_key()), signer.sign(manifest_bytes)
+    )
     with tarfile.open(path, "w:gz") as tar:
         for name, data in members.items():
             entry = tarfile.TarInfo(name)

@@ -32,6 +32,7 @@ import pytest
 
 from tests.ansible_edge.helpers import PLAYBOOKS, REPO, PlaybookRun
 from tests.ansible_edge.test_chroot_deploy import _derived_bundle
+from tests.fixtures import signing
 from training_scripts.emulation.edge_node import LIBMVNC, VENV_PYTHON, EmulatedNode, free_port, node_vars
 from training_scripts.emulation.rootfs import ARCHES
 from training_scripts.export.archive import pack_bundle
@@ -94,7 +95,13 @@ def arm64(
     archive = work / "bundle.tar.gz"
     digest = pack_bundle(model_bundle, archive)
     port = free_port()
-    host_vars = node_vars(bundle=archive, bundle_sha256=digest, port=port, ncsdk_api_version=2)
+    host_vars = node_vars(
+        bundle=archive,
+        bundle_sha256=digest,
+        port=port,
+        trusted_keys=(signing.public_key(),),
+        ncsdk_api_version=2,
+    )
     node = EmulatedNode(
         ARCHES["arm64"], REPO / ".cache" / "pi-arm64", root=work / "root", keep=False, workdir=work
     )

@@ -1,7 +1,8 @@
 """edge_image.bundle_check: crafted bundles refused before anything of them is copied or written.
 
 Each test is named after the attack it stops. A refused archive leaves nothing in the unpack
-directory's parent and nothing outside it.
+directory's parent and nothing outside it. The structure checks hold with signature checks off
+(``allow_unsigned``, development mode: :data:`OPEN`); signatures are tests/edge/test_signing.py.
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from edge_image.bundle_check import check_archive, check_directory
 
+from edge_image.bundle_check import check_archive, check_directory
 from edge_image.errors import UserError
 from edge_image.manifest import build_manifest, write_manifest
+from edge_image.signing import BundleTrust
 from training_scripts.export.archive import pack_bundle
+
+#: signature checks off: what is left is the structure check
+OPEN = BundleTrust({}, allow_unsigned=True)
 
 
 def _bundle(root: Path, version: str = "v1") -> Path:
@@ -80,7 +85,7 @@ def _nothing_written(tmp_path: Path) -> None:
 
 def _refused(tmp_path: Path, archive: Path, match: str) -> None:
     with pytest.raises(UserError, match=match):
-        check_archive(archive, tmp_path / "cache" / "unpacked")
+        check_archive(archive, tmp_path / "cache" / "unpacked", OPEN)
     _nothing_written(tmp_path)
 
 
@@ -166,14 +171,14 @@ def test_packed_archive_unpacks_once_then_is_reused(tmp_path: Path) -> None:
     archive = tmp_path / "v1.tar.gz"
     pack_bundle(_bundle(tmp_path / "src"), archive)
     dest = tmp_path / "cache" / "unpacked"
-    first = check_archive(archive, dest)
+    first = check_archive(archive, dest, OPEN)
     assert (first.version, first.files, first.unpacked) == ("v1", ["model.onnx", "obj.names"], True)
     assert sorted(p.name for p in dest.iterdir()) == ["manifest.json", "model.onnx", "obj.names"]
-    second = check_archive(archive, dest)
+    second = check_archive(archive, dest, OPEN)
     assert second.unpacked is False
     # a changed file in the unpack directory is not trusted: it is unpacked again
     (dest / "obj.names").write_text("evil\n")
-    assert check_archive(archive, dest).unpacked is True
+    assert check_archive(archive, dest, OPEN).unpacked is True
     assert (dest / "obj.names").read_text() == "logo\n"
     assert [p.name for p in (tmp_path / "cache").iterdir()] == ["unpacked"]  # no staging left
 
@@ -185,26 +190,39 @@ def test_directory_bundle_with_a_symlink_to_a_controller_file_is_refused(tmp_pat
     (bundle / "obj.names").unlink()
     (bundle / "obj.names").symlink_to(secret)
     with pytest.raises(UserError, match=r"obj\.names: a symlink in the bundle"):
-        check_directory(bundle)
+        check_directory(bundle, OPEN)
 
 
 def test_directory_bundle_checks_in_place(tmp_path: Path) -> None:
     bundle = _bundle(tmp_path / "src")
     (bundle / "report.html").write_text("<html></html>")  # a published extra beside the bundle
-    checked = check_directory(bundle)
-    assert (checked.dir, checked.files, checked.unpacked) == (str(bundle), ["model.onnx", "obj.names"], False)
+    checked = check_directory(bundle, OPEN)
+    assert (checked.dir, checked.files, checked.unpacked, checked.signer) == (
+        str(bundle),
+        ["model.onnx", "obj.names"],
+        False,
+        "unsigned",
+    )
 
 
 def test_cli_prints_json_or_one_error_line(tmp_path: Path) -> None:
     archive = tmp_path / "v1.tar.gz"
     pack_bundle(_bundle(tmp_path / "src"), archive)
-    command = [sys.executable, "-m", "edge_image.bundle_check", "--archive", str(archive), "--unpack-to"]
+    command = [
+        sys.executable,
+        "-m",
+        "edge_image.bundle_check",
+        "--allow-unsigned",
+        "--archive",
+        str(archive),
+        "--unpack-to",
+    ]
     good = subprocess.run([*command, str(tmp_path / "u")], capture_output=True, text=True, check=False)
     assert good.returncode == 0, good.stderr
     assert json.loads(good.stdout)["unpacked"] is True
     crafted = _crafted(tmp_path, [(_file("v1/../../evil"), b"x")])
     bad = subprocess.run(
-        [*command[:4], str(crafted), "--unpack-to", str(tmp_path / "b")],
+        [*command[:5], str(crafted), "--unpack-to", str(tmp_path / "b")],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert bad.returncode == 2 and bad.stdout == ""

@@ -24,6 +24,7 @@ from edge_image.draw import class_colour
 from edge_image.manifest import build_manifest, load_bundle, write_manifest
 from edge_image.preprocess import preprocess
 from tests.edge.helpers import REPO_ROOT, ServiceProcess, free_port, get_json, http, metric, scrape, wait_for
+from tests.fixtures import signing
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +70,12 @@ def write_config(
     tmp: Path, bundle: Path, source: dict[str, Any], backend: str, thresh: float, **extra: Any
 ) -> Path:
     doc = {
-        "model": {"bundle": str(bundle), "thresh": round(thresh, 6), "watch": False},
+        "model": {
+            "bundle": str(bundle),
+            "thresh": round(thresh, 6),
+            "watch": False,
+            "trusted_keys": str(signing.public_key()),
+        },
         "source": source,
         "backend": {"kind": backend, "threads": 1},
         "server": {"port": free_port()},

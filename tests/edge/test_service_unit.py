@@ -34,6 +34,7 @@ from tests.edge.helpers import (
     wait_for,
     write_images,
 )
+from tests.fixtures import signing
 
 TOKEN = "0123456789abcdef-token"
 
@@ -98,7 +99,7 @@ def running(
 
 def config_for(tmp_path: Path, bundle: Path, source: dict[str, Any], **extra: Any) -> ServiceConfig:
     doc = {
-        "model": {"bundle": str(bundle), "watch_interval": 0.2},
+        "model": {"bundle": str(bundle), "watch_interval": 0.2, "trusted_keys": str(signing.public_key())},
         "source": source,
         "backend": {"kind": "opencv", "reopen": {"initial": 0.05, "max": 0.2}},
         "server": {"port": 0},

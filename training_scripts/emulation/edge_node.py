@@ -132,12 +132,14 @@ def node_vars(
     bundle: Path,
     bundle_sha256: str,
     port: int,
+    trusted_keys: tuple[Path, ...] = (),
     ncsdk_api_version: int = 2,
     vendor: Path = VENDOR,
     health_retries: int = 90,
 ) -> dict[str, object]:
     """Host vars of the emulated Pi: chroot connection, the Pi's roles as on a real node, NCSDK from
-    the vendored sources without firmware, the bundle archive pinned by its sha256, the video."""
+    the vendored sources without firmware, the bundle archive pinned by its sha256 and signed by one
+    of ``trusted_keys`` (PEM public keys on the controller), the video."""
     source, source_sha256 = vendor_archive(NCSDK_ARCHIVES[ncsdk_api_version], vendor)
     return {
         "ansible_connection": "community.general.chroot",
@@ -151,6 +153,7 @@ def node_vars(
         "ncsdk_firmware_source": "none",
         "edge_service_model_local_path": str(bundle),
         "edge_service_model_sha256": bundle_sha256,
+        "edge_service_trusted_keys": [str(k) for k in trusted_keys],
         "edge_service_source": {"kind": "video", "path": VIDEO_INSIDE, "loop": True},
         "edge_service_backend": {"kind": "auto", "device": "CPU"},
         "edge_service_server_port": port,
@@ -337,6 +340,7 @@ def run_emulated_edge(
     video: Path,
     cache: Path,
     port: int,
+    trusted_keys: tuple[Path, ...] = (),
     ncsdk_api_version: int = 2,
     vendor: Path = VENDOR,
     progress: Callable[[str], None] = print,
@@ -350,6 +354,7 @@ def run_emulated_edge(
         bundle=bundle,
         bundle_sha256=bundle_sha256,
         port=port,
+        trusted_keys=trusted_keys,
         ncsdk_api_version=ncsdk_api_version,
         vendor=vendor,
     )
