@@ -17,7 +17,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 APT_PACKAGES := dpkg-dev build-essential g++-11 libgl1 libglib2.0-0 chromium debootstrap rsync systemd \
 	qemu-user-static binfmt-support file
 
-.PHONY: help setup venv node apt darknet lint test test-main test-fast bench clean pi-roots test-emulated
+.PHONY: help setup venv node apt darknet lint test test-main test-fast bench clean pi-roots pi-root-arm64 test-emulated test-emulated-arm64
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -107,21 +107,24 @@ lint: venv ## ruff
 
 # The emulated Pi roots the tests unpack (tests/ansible_edge/test_emulated_pi.py): arm64 with the
 # edge roles' Debian packages baked in, armhf plain minbase; cached in .cache/pi-<arch>/.
-pi-roots: venv apt ## cached emulated Pi roots for the tests (arm64 with the roles' packages, armhf minbase)
+pi-root-arm64: venv apt
 	$(PY) -m training_scripts edge-emulated --arch arm64 --cache $(CURDIR)/$(CACHE)/pi-arm64 --prepare-only layer
+pi-roots: pi-root-arm64 ## cached emulated Pi roots for the tests (arm64 with the roles' packages, armhf minbase)
 	$(PY) -m training_scripts edge-emulated --arch armhf --cache $(CURDIR)/$(CACHE)/pi-armhf --prepare-only minbase
 
-# The emulated-Pi tests (tests/ansible_edge/test_emulated_pi.py, qemu-user: mostly one core) run
-# beside the main suite in `make test`: `test-emulated` starts in the background with its own log and
-# pytest base directory, the main suite (after the CUDA build) in the foreground; both must pass, and
-# the emulated log is printed after the main suite's output.
+# The emulated-Pi tests (qemu-user: mostly one core) run beside the main suite in `make test`: the
+# arm64 ones (edge.yml, the service, changed=0, refusals; -m "not emulated_full") start in the
+# background with their own log and pytest base directory, the main suite (after the CUDA build) in
+# the foreground; both must pass, and the emulated log is printed after the main suite's output.
+# `make test-emulated` runs them all (armhf and NCSDK 1.12 on arm64 too).
 EMU_TESTS := tests/ansible_edge/test_emulated_pi.py
 EMU_LOG := $(CACHE)/test-emulated.log
+EMU_PYTEST = $(TEST_ENV) $(VENV)/bin/pytest -p no:cacheprovider --basetemp=$(CURDIR)/$(CACHE)/pytest-emulated $(EMU_TESTS)
 TEST_ENV = DARKNET_BIN=$(CURDIR)/$(DARKNET_BIN) DARKNET_GPU_DIR=$(DARKNET_GPU_DIR) CUDA_LOCAL=$(CUDA_LOCAL) \
 	DARKNET_ARCHIVE=$(DARKNET_ARCHIVE)
-test: setup lint ## lint + the test suite, the emulated Pis beside it (what CI runs)
+test: setup lint ## lint + the test suite, the emulated arm64 Pi beside it (what CI runs)
 	@rm -f $(EMU_LOG) $(EMU_LOG).rc; \
-	( $(MAKE) --no-print-directory test-emulated > $(EMU_LOG) 2>&1; echo $$? > $(EMU_LOG).rc ) & \
+	( $(MAKE) --no-print-directory test-emulated-arm64 > $(EMU_LOG) 2>&1; echo $$? > $(EMU_LOG).rc ) & \
 	echo "make test: emulated Raspberry Pi tests started in the background (log: $(EMU_LOG))"; \
 	$(MAKE) --no-print-directory darknet-gpu && $(TEST_ENV) $(VENV)/bin/pytest --ignore=$(EMU_TESTS); main=$$?; \
 	echo "make test: main suite rc=$$main; waiting for the emulated Pi tests"; wait; \
@@ -131,8 +134,11 @@ test: setup lint ## lint + the test suite, the emulated Pis beside it (what CI r
 test-main: setup darknet-gpu lint ## the test suite without the emulated Pis
 	$(TEST_ENV) $(VENV)/bin/pytest --ignore=$(EMU_TESTS)
 
-test-emulated: setup pi-roots ## the emulated Raspberry Pi tests (arm64 edge.yml + service, armhf libmvnc)
-	$(TEST_ENV) $(VENV)/bin/pytest -p no:cacheprovider --basetemp=$(CURDIR)/$(CACHE)/pytest-emulated $(EMU_TESTS)
+test-emulated-arm64: setup pi-root-arm64 ## the emulated arm64 Pi tests make test runs
+	$(EMU_PYTEST) -m "not emulated_full"
+
+test-emulated: setup pi-roots ## all emulated Raspberry Pi tests (arm64 edge.yml + service, NCSDK 1.12 on arm64, armhf libmvnc)
+	$(EMU_PYTEST)
 
 test-fast: setup ## tests without the slow end-to-end ones
 	DARKNET_BIN=$(CURDIR)/$(DARKNET_BIN) $(VENV)/bin/pytest -m "not slow"

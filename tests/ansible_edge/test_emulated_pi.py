@@ -10,9 +10,10 @@
   for sticks by the real ``mvnc`` module. The service on armhf is ``make edge-armhf``; see the
   support matrix in edge_image/README.md.
 
-``make test`` runs this module in the background beside the main suite (its output in
-``.cache/test-emulated.log``, printed at the end); ``make test-emulated`` runs it alone (about 30-40
-minutes on 2 cores with fresh roots).
+``make test`` runs the arm64 tests in the background beside the main suite (``-m "not
+emulated_full"``, output in ``.cache/test-emulated.log``, printed at the end: the arm64 root and about
+30 minutes of qemu on one core); ``make test-emulated`` runs all of them, armhf and NCSDK 1.12 on
+arm64 included (``emulated_full``, another ~20 minutes with a fresh armhf root).
 
 Roots come from tarballs cached in ``.cache/pi-<arch>/`` (debootstrap; for arm64 with the roles'
 Debian packages baked in, as an image build does); each module unpacks a fresh root from them.
@@ -209,6 +210,7 @@ def test_arm64_tampered_bundle_is_refused_on_the_node(
     assert status == 200 and health["ok"] is True and health["model"].endswith(f" {arm64.version}")
 
 
+@pytest.mark.emulated_full
 def test_arm64_ncsdk_1_builds_too(arm64: PiNode) -> None:
     run = arm64.node.play({**_ncsdk_vars(1), "role_under_test": "ncsdk"}, playbook=PLAYBOOKS / "role.yml")
     assert run.returncode == 0, run.output[-5000:]
@@ -236,6 +238,7 @@ def armhf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedNode]:
         node.close()
 
 
+@pytest.mark.emulated_full
 @pytest.mark.parametrize("api", [1, 2])
 def test_armhf_ncsdk_builds_libmvnc_for_armv7l(armhf: EmulatedNode, api: int) -> None:
     run = armhf.play({**_ncsdk_vars(api), "role_under_test": "ncsdk"}, playbook=PLAYBOOKS / "role.yml")
