@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,19 +35,25 @@ T = TypeVar("T")
 
 
 def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``, for status pages and logs (``/healthz``
-    answers without a token).
+    """``url`` with its credentials replaced by ``***``, for status pages, logs and ``check-config``
+    (``/healthz`` answers without a token): the password of ``user:password@``, and the value of
+    every query parameter (cameras take ``?user=…&password=…`` or tokens there).
 
     >>> redact_url("rtsp://admin:secret@10.0.0.9:554/live")
     'rtsp://admin:***@10.0.0.9:554/live'
+    >>> redact_url("http://cam.local/video.cgi?user=admin&pwd=s3cret")
+    'http://cam.local/video.cgi?user=***&pwd=***'
     >>> redact_url("http://cam.local/stream.mjpg")
     'http://cam.local/stream.mjpg'
     """
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+    if parts.password is not None:
+        host = parts.netloc.rsplit("@", 1)[1]
+        parts = parts._replace(netloc=f"{parts.username}:***@{host}")
+    if parts.query:
+        query = "&".join(f"{item.partition('=')[0]}=***" for item in parts.query.split("&") if item)
+        parts = parts._replace(query=query)
+    return urlunsplit(parts)
 
 
 @dataclass(frozen=True)
@@ -138,6 +145,9 @@ class ServerConfig:
     port: int = 8080
     token: str = ""
     jpeg_quality: int = 80
+    #: Host names (besides IP literals, localhost and this machine's name and name.local) that
+    #: requests may carry in their Host header: anything else is refused (DNS rebinding).
+    allowed_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -298,6 +308,22 @@ def _source(r: _Reader, base: Path) -> SourceConfig:
     return SourceConfig(kind, index, path, url, loop, width, height, reconnect)
 
 
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
+)
+
+
+def _host_names(r: _Reader, key: str) -> tuple[str, ...]:
+    value = r.raw(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and _HOST_NAME.fullmatch(v.lower()) for v in value
+    ):
+        raise r.error(key, f"must be a list of host names such as [pi-kitchen.local], got {value!r}")
+    return tuple(v.lower() for v in value)
+
+
 def _server(r: _Reader) -> ServerConfig:
     host = r.string("host", "127.0.0.1")
     if host not in LOCAL_HOSTS and host not in ("0.0.0.0", "::"):
@@ -325,6 +351,7 @@ def _server(r: _Reader) -> ServerConfig:
         port=r.integer("port", 8080, low=0, high=65535),
         token=token,
         jpeg_quality=r.integer("jpeg_quality", 80, low=10, high=100),
+        allowed_hosts=_host_names(r, "allowed_hosts"),
     )
     r.finish()
     return server

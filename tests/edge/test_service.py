@@ -191,7 +191,13 @@ def test_openvino_service_page_in_browser_and_reload_refusal(
         damaged = bytearray(original)
         damaged[len(damaged) // 2] ^= 0xFF
         weights.write_bytes(bytes(damaged))
-        status, result_doc = get_json(url + "/api/reload", method="POST", body=b"{}", timeout=60)
+        status, result_doc = get_json(
+            url + "/api/reload",
+            method="POST",
+            body=b"{}",
+            headers={"Content-Type": "application/json"},
+            timeout=60,
+        )
         assert status == 409 and f"{weights.name}: sha256 mismatch" in result_doc["error"]
         model_before = get_json(url + "/api/detections")[1]["model"]
         first = scrape(url, "edge_frames_total")
@@ -213,7 +219,13 @@ def test_openvino_service_page_in_browser_and_reload_refusal(
             )
 
         weights.write_bytes(original)
-        status, result_doc = get_json(url + "/api/reload", method="POST", timeout=60)
+        status, result_doc = get_json(
+            url + "/api/reload",
+            method="POST",
+            body=b"{}",
+            headers={"Content-Type": "application/json"},
+            timeout=60,
+        )
         assert status == 200 and result_doc["ok"], result_doc
     finally:
         rc = svc.stop()
