@@ -289,7 +289,7 @@ def validate_manifest(manifest: object, *, where: str = MANIFEST_NAME) -> None:
             raise _field_error(where, key, "must be an object")
 
 
-def _symlink_between(root: Path, rel: str) -> Path | None:
+def first_symlink(root: Path, rel: str) -> Path | None:
     """The first symlink among ``root/rel`` and the directories between ``root`` and it, or None."""
     path = root
     for part in PurePosixPath(rel).parts:
@@ -315,7 +315,7 @@ def verify_files(
         raise UserError(f"{root / rel}: unexpected file, not listed in {MANIFEST_NAME}")
     for rel, entry in listed.items():
         path = root / rel
-        link = _symlink_between(root, rel)
+        link = first_symlink(root, rel)
         if link is not None:
             raise UserError(f"{link}: a symlink in the bundle (a bundle holds regular files only)")
         if not path.is_file():

@@ -18,34 +18,12 @@ import pytest
 
 from edge_image.bundle_check import check_archive, check_directory
 from edge_image.errors import UserError
-from edge_image.manifest import build_manifest, write_manifest
 from edge_image.signing import BundleTrust
+from tests.fixtures.bundle import logo_bundle
 from training_scripts.export.archive import pack_bundle
 
 #: signature checks off: what is left is the structure check
 OPEN = BundleTrust({}, allow_unsigned=True)
-
-
-def _bundle(root: Path, version: str = "v1") -> Path:
-    root.mkdir(parents=True)
-    (root / "obj.names").write_text("logo\n")
-    (root / "model.onnx").write_bytes(b"onnx" * 64)
-    write_manifest(
-        root,
-        build_manifest(
-            root,
-            name="m",
-            version=version,
-            classes=["logo"],
-            anchors=[1.0, 1.0],
-            input_size=[32, 32, 3],
-            artifacts={"names": "obj.names", "onnx": "model.onnx"},
-            source_checkpoint=None,
-            metrics=None,
-            tool_versions={},
-        ),
-    )
-    return root
 
 
 def _manifest(bundle: Path) -> dict:  # type: ignore[type-arg]
@@ -69,7 +47,7 @@ def _crafted(
     tmp_path: Path, extra: list[tuple[tarfile.TarInfo, bytes | None]], manifest: dict | None = None
 ) -> Path:  # type: ignore[type-arg]
     """A packed good bundle's members plus ``extra`` (and optionally another manifest)."""
-    bundle = _bundle(tmp_path / "crafted-src")
+    bundle = logo_bundle(tmp_path / "crafted-src", onnx=True)
     members: list[tuple[tarfile.TarInfo, bytes | None]] = []
     for rel in ("obj.names", "model.onnx"):
         members.append((_file(f"v1/{rel}"), (bundle / rel).read_bytes()))
@@ -119,7 +97,7 @@ def test_device_member_is_refused(tmp_path: Path) -> None:
 
 def test_manifest_path_traversing_out_is_refused(tmp_path: Path) -> None:
     """What the role used to create and copy as root on the Pi before any check."""
-    manifest = _manifest(_bundle(tmp_path / "m"))
+    manifest = _manifest(logo_bundle(tmp_path / "m", onnx=True))
     manifest["files"].append({"path": "../../../../etc/cron.d/evil", "sha256": "0" * 64, "bytes": 1})
     _refused(
         tmp_path,
@@ -130,13 +108,13 @@ def test_manifest_path_traversing_out_is_refused(tmp_path: Path) -> None:
 
 def test_manifest_absolute_path_to_a_controller_file_is_refused(tmp_path: Path) -> None:
     """The role's copy would have read /root/.ssh/id_rsa on the controller and sent it to every Pi."""
-    manifest = _manifest(_bundle(tmp_path / "m"))
+    manifest = _manifest(logo_bundle(tmp_path / "m", onnx=True))
     manifest["files"].append({"path": "/root/.ssh/id_rsa", "sha256": "0" * 64, "bytes": 1})
     _refused(tmp_path, _crafted(tmp_path, [], manifest), r"field 'files\[2\]\.path'")
 
 
 def test_version_that_is_not_a_directory_name_is_refused(tmp_path: Path) -> None:
-    manifest = _manifest(_bundle(tmp_path / "m"))
+    manifest = _manifest(logo_bundle(tmp_path / "m", onnx=True))
     manifest["version"] = "../../../etc"
     _refused(tmp_path, _crafted(tmp_path, [], manifest), r"field 'version': '\.\./\.\./\.\./etc' must be")
 
@@ -147,7 +125,7 @@ def test_unlisted_member_is_refused(tmp_path: Path) -> None:
 
 
 def test_tampered_file_leaves_no_unpacked_directory(tmp_path: Path) -> None:
-    bundle = _bundle(tmp_path / "src")
+    bundle = logo_bundle(tmp_path / "src", onnx=True)
     members = [
         (_file("v1/obj.names"), b"evil\n"),  # same size as "logo\n", other bytes
         (_file("v1/model.onnx"), (bundle / "model.onnx").read_bytes()),
@@ -158,7 +136,7 @@ def test_tampered_file_leaves_no_unpacked_directory(tmp_path: Path) -> None:
 
 
 def test_oversized_member_is_refused_while_streaming(tmp_path: Path) -> None:
-    bundle = _bundle(tmp_path / "src")
+    bundle = logo_bundle(tmp_path / "src", onnx=True)
     members = [
         (_file("v1/obj.names"), b"logo\n" * 1000),
         (_file("v1/model.onnx"), (bundle / "model.onnx").read_bytes()),
@@ -169,7 +147,7 @@ def test_oversized_member_is_refused_while_streaming(tmp_path: Path) -> None:
 
 def test_packed_archive_unpacks_once_then_is_reused(tmp_path: Path) -> None:
     archive = tmp_path / "v1.tar.gz"
-    pack_bundle(_bundle(tmp_path / "src"), archive)
+    pack_bundle(logo_bundle(tmp_path / "src", onnx=True), archive)
     dest = tmp_path / "cache" / "unpacked"
     first = check_archive(archive, dest, OPEN)
     assert (first.version, first.files, first.unpacked) == ("v1", ["model.onnx", "obj.names"], True)
@@ -184,7 +162,7 @@ def test_packed_archive_unpacks_once_then_is_reused(tmp_path: Path) -> None:
 
 
 def test_directory_bundle_with_a_symlink_to_a_controller_file_is_refused(tmp_path: Path) -> None:
-    bundle = _bundle(tmp_path / "src")
+    bundle = logo_bundle(tmp_path / "src", onnx=True)
     secret = tmp_path / "id_rsa"
     secret.write_text("PRIVATE KEY")
     (bundle / "obj.names").unlink()
@@ -194,7 +172,7 @@ def test_directory_bundle_with_a_symlink_to_a_controller_file_is_refused(tmp_pat
 
 
 def test_directory_bundle_checks_in_place(tmp_path: Path) -> None:
-    bundle = _bundle(tmp_path / "src")
+    bundle = logo_bundle(tmp_path / "src", onnx=True)
     (bundle / "report.html").write_text("<html></html>")  # a published extra beside the bundle
     checked = check_directory(bundle, OPEN)
     assert (checked.dir, checked.files, checked.unpacked, checked.signer) == (
@@ -207,7 +185,7 @@ def test_directory_bundle_checks_in_place(tmp_path: Path) -> None:
 
 def test_cli_prints_json_or_one_error_line(tmp_path: Path) -> None:
     archive = tmp_path / "v1.tar.gz"
-    pack_bundle(_bundle(tmp_path / "src"), archive)
+    pack_bundle(logo_bundle(tmp_path / "src", onnx=True), archive)
     command = [
         sys.executable,
         "-m",
@@ -227,7 +205,7 @@ def test_cli_prints_json_or_one_error_line(tmp_path: Path) -> None:
     )  # fmt: skip
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.count("\n") == 1 and bad.stderr.startswith(f"error: {crafted}: member 'v1/../../evil'")
-    # the controller's Python needs no numpy: the module imports the standard library only
+    # the controller's Python needs no numpy (standard library and cryptography only)
     probe = subprocess.run(
         [sys.executable, "-c", "import sys, edge_image.bundle_check; print('numpy' in sys.modules)"],
         capture_output=True, text=True, check=True,

@@ -87,6 +87,12 @@ def write_config(
     return path
 
 
+def reload(url: str) -> tuple[int, Any]:
+    """POST /api/reload as the page would (JSON, same origin): (status, answer)."""
+    headers = {"Content-Type": "application/json"}
+    return get_json(url + "/api/reload", method="POST", body=b"{}", headers=headers, timeout=60)
+
+
 def start(config: Path, tmp: Path) -> tuple[ServiceProcess, str]:
     port = yaml.safe_load(config.read_text())["server"]["port"]
     svc = ServiceProcess(config, tmp / f"{config.stem}.log")
@@ -191,13 +197,7 @@ def test_openvino_service_page_in_browser_and_reload_refusal(
         damaged = bytearray(original)
         damaged[len(damaged) // 2] ^= 0xFF
         weights.write_bytes(bytes(damaged))
-        status, result_doc = get_json(
-            url + "/api/reload",
-            method="POST",
-            body=b"{}",
-            headers={"Content-Type": "application/json"},
-            timeout=60,
-        )
+        status, result_doc = reload(url)
         assert status == 409 and f"{weights.name}: sha256 mismatch" in result_doc["error"]
         model_before = get_json(url + "/api/detections")[1]["model"]
         first = scrape(url, "edge_frames_total")
@@ -219,13 +219,7 @@ def test_openvino_service_page_in_browser_and_reload_refusal(
             )
 
         weights.write_bytes(original)
-        status, result_doc = get_json(
-            url + "/api/reload",
-            method="POST",
-            body=b"{}",
-            headers={"Content-Type": "application/json"},
-            timeout=60,
-        )
+        status, result_doc = reload(url)
         assert status == 200 and result_doc["ok"], result_doc
     finally:
         rc = svc.stop()

@@ -17,31 +17,11 @@ from moto import mock_aws
 
 from edge_image.bundle_check import check_archive, check_directory
 from edge_image.errors import UserError
-from edge_image.manifest import build_manifest, load_bundle, write_manifest
+from edge_image.manifest import load_bundle, write_manifest
 from edge_image.signing import SIGNATURE_NAME, BundleTrust, key_id, load_trusted_keys
+from tests.fixtures.bundle import logo_bundle
 from training_scripts.export.archive import pack_bundle
 from training_scripts.export.signing import KmsSigner, generate_key, sign_bundle, signer_from_spec
-
-
-def _bundle(root: Path, version: str = "v1") -> Path:
-    root.mkdir(parents=True)
-    (root / "obj.names").write_text("logo\n")
-    write_manifest(
-        root,
-        build_manifest(
-            root,
-            name="m",
-            version=version,
-            classes=["logo"],
-            anchors=[1.0, 1.0],
-            input_size=[32, 32, 3],
-            artifacts={"names": "obj.names"},
-            source_checkpoint=None,
-            metrics=None,
-            tool_versions={},
-        ),
-    )
-    return root
 
 
 @pytest.fixture()
@@ -57,7 +37,7 @@ def _trust(*public: Path, allow_unsigned: bool = False) -> BundleTrust:
 
 
 def test_signed_bundle_loads_and_names_its_signer(tmp_path: Path, keys: dict[str, Path]) -> None:
-    bundle = _bundle(tmp_path / "b")
+    bundle = logo_bundle(tmp_path / "b")
     signer = signer_from_spec(f"file:{keys['a']}")
     sign_bundle(bundle, signer)
     loaded = load_bundle(bundle, trust=_trust(keys["a.pub"]))
@@ -68,11 +48,11 @@ def test_signed_bundle_loads_and_names_its_signer(tmp_path: Path, keys: dict[str
 
 def test_unsigned_bundle_is_refused(tmp_path: Path, keys: dict[str, Path]) -> None:
     with pytest.raises(UserError, match=r"unsigned bundle \(no manifest\.sig\)"):
-        load_bundle(_bundle(tmp_path / "b"), trust=_trust(keys["a.pub"]))
+        load_bundle(logo_bundle(tmp_path / "b"), trust=_trust(keys["a.pub"]))
 
 
 def test_bundle_signed_by_another_key_is_refused(tmp_path: Path, keys: dict[str, Path]) -> None:
-    bundle = _bundle(tmp_path / "b")
+    bundle = logo_bundle(tmp_path / "b")
     sign_bundle(bundle, signer_from_spec(f"file:{keys['b']}"))
     with pytest.raises(
         UserError, match=r"signed by key [0-9a-f]{16}, which is not trusted \(trusted: [0-9a-f]{16}\)"
@@ -82,7 +62,7 @@ def test_bundle_signed_by_another_key_is_refused(tmp_path: Path, keys: dict[str,
 
 def test_manifest_changed_after_signing_is_refused(tmp_path: Path, keys: dict[str, Path]) -> None:
     """The attacker swaps a model and fixes its sha256 in the manifest: the signature no longer verifies."""
-    bundle = _bundle(tmp_path / "b")
+    bundle = logo_bundle(tmp_path / "b")
     sign_bundle(bundle, signer_from_spec(f"file:{keys['a']}"))
     manifest = json.loads((bundle / "manifest.json").read_text())
     (bundle / "obj.names").write_text("evil\n")
@@ -93,7 +73,7 @@ def test_manifest_changed_after_signing_is_refused(tmp_path: Path, keys: dict[st
 
 
 def test_forged_signature_document_is_refused(tmp_path: Path, keys: dict[str, Path]) -> None:
-    bundle = _bundle(tmp_path / "b")
+    bundle = logo_bundle(tmp_path / "b")
     trusted = _trust(keys["a.pub"])
     ident = next(iter(trusted.keys))
     for document, message in [
@@ -120,7 +100,7 @@ def test_forged_signature_document_is_refused(tmp_path: Path, keys: dict[str, Pa
 
 
 def test_signature_file_that_is_a_symlink_is_refused(tmp_path: Path, keys: dict[str, Path]) -> None:
-    bundle = _bundle(tmp_path / "b")
+    bundle = logo_bundle(tmp_path / "b")
     sign_bundle(bundle, signer_from_spec(f"file:{keys['a']}"))
     elsewhere = tmp_path / "sig"
     (bundle / SIGNATURE_NAME).rename(elsewhere)
@@ -136,7 +116,7 @@ def test_key_rotation_trusts_both_keys_until_the_old_file_is_removed(
     trusted_dir.mkdir()
     (trusted_dir / "old.pem").write_bytes(keys["a.pub"].read_bytes())
     (trusted_dir / "new.pem").write_bytes(keys["b.pub"].read_bytes())
-    old, new = _bundle(tmp_path / "old"), _bundle(tmp_path / "new", "v2")
+    old, new = logo_bundle(tmp_path / "old"), logo_bundle(tmp_path / "new", "v2")
     sign_bundle(old, signer_from_spec(f"file:{keys['a']}"))
     sign_bundle(new, signer_from_spec(f"file:{keys['b']}"))
     assert (
@@ -151,7 +131,7 @@ def test_key_rotation_trusts_both_keys_until_the_old_file_is_removed(
 
 def test_allow_unsigned_accepts_with_a_warning_every_time(tmp_path: Path, keys: dict[str, Path]) -> None:
     warnings: list[str] = []
-    loaded = load_bundle(_bundle(tmp_path / "b"), trust=_trust(allow_unsigned=True), warn=warnings.append)
+    loaded = load_bundle(logo_bundle(tmp_path / "b"), trust=_trust(allow_unsigned=True), warn=warnings.append)
     assert loaded.signer == "unsigned"
     assert len(warnings) == 1 and warnings[0].startswith("UNVERIFIED bundle accepted")
 
@@ -183,7 +163,7 @@ def test_kms_signed_bundle_verifies_on_the_device(tmp_path: Path, monkeypatch: p
         kms = boto3.client("kms", region_name="us-east-1")
         made = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
         signer = KmsSigner(made, kms)
-        bundle = _bundle(tmp_path / "b")
+        bundle = logo_bundle(tmp_path / "b")
         sign_bundle(bundle, signer)
         public = tmp_path / "kms.pub.pem"
         from cryptography.hazmat.primitives import serialization
@@ -204,7 +184,7 @@ def test_kms_signed_bundle_verifies_on_the_device(tmp_path: Path, monkeypatch: p
 def test_signed_archive_is_checked_on_the_controller_before_unpacking(
     tmp_path: Path, keys: dict[str, Path]
 ) -> None:
-    bundle = _bundle(tmp_path / "b")
+    bundle = logo_bundle(tmp_path / "b")
     archive = tmp_path / "v1.tar.gz"
     pack_bundle(bundle, archive, signer=signer_from_spec(f"file:{keys['a']}"))
     with tarfile.open(archive) as tar:
@@ -219,7 +199,7 @@ def test_signed_archive_is_checked_on_the_controller_before_unpacking(
         check_archive(archive, tmp_path / "cache2" / "u", _trust(keys["b.pub"]))
     assert not (tmp_path / "cache2").exists()
     with pytest.raises(UserError, match="unsigned bundle"):
-        check_directory(_bundle(tmp_path / "plain", "v3"), _trust(keys["a.pub"]))
+        check_directory(logo_bundle(tmp_path / "plain", "v3"), _trust(keys["a.pub"]))
 
 
 def test_cli_signing_key_pack_sign_and_check(tmp_path: Path) -> None:
@@ -230,7 +210,7 @@ def test_cli_signing_key_pack_sign_and_check(tmp_path: Path) -> None:
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
     public, ident = made.stdout.split()
-    bundle = _bundle(tmp_path / "b")
+    bundle = logo_bundle(tmp_path / "b")
     packed = subprocess.run(
         [sys.executable, "-m", "training_scripts", "pack", "--bundle", str(bundle),
          "--out", str(tmp_path / "a.tar.gz"), "--sign", f"file:{tmp_path / 'k' / 'signing-key.pem'}"],
@@ -245,7 +225,7 @@ def test_cli_signing_key_pack_sign_and_check(tmp_path: Path) -> None:
     assert checked.returncode == 0, checked.stderr
     assert json.loads(checked.stdout)["signer"] == ident
     unsigned = subprocess.run(
-        [sys.executable, "-m", "edge_image.bundle_check", "--dir", str(_bundle(tmp_path / "p", "v9")),
+        [sys.executable, "-m", "edge_image.bundle_check", "--dir", str(logo_bundle(tmp_path / "p", "v9")),
          "--allow-unsigned"],
         capture_output=True, text=True, check=False, env=env,
     )  # fmt: skip
