@@ -28,35 +28,25 @@ to decode its output::
 
 Every file in the directory except the manifest itself is listed in ``files``;
 :func:`load_bundle` refuses a bundle whose files are missing, extra, resized or changed, with
-one line naming the file. Only the standard library is imported (:mod:`edge_image.decode`, for
-:attr:`Bundle.spec`, when it is used), so the edge service and any Ansible controller can use this
-module without numpy, TensorFlow or OpenVINO. The same checks guard every path a bundle takes:
-``pack``, the edge role on the controller (:mod:`edge_image.bundle_check`), ``check-config`` and the
-service.
+one line naming the file. Only the standard library and :mod:`edge_image.decode` are imported,
+so the edge service can use this module without TensorFlow or OpenVINO.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import math
 import os
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from edge_image.atomic import write_bytes
+from edge_image.decode import RegionSpec
 from edge_image.errors import UserError
-from edge_image.signing import SIGNATURE_NAME, BundleTrust
-
-if TYPE_CHECKING:
-    from edge_image.decode import RegionSpec
-
-_log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
@@ -111,12 +101,12 @@ def file_digest(path: str | os.PathLike[str]) -> tuple[str, int]:
 
 
 def _bundle_files(bundle_dir: Path) -> list[str]:
-    """Relative POSIX paths of the regular files under ``bundle_dir`` but the manifest and its signature."""
+    """Relative POSIX paths of every regular file under ``bundle_dir`` except the manifest."""
     found = []
     for path in sorted(bundle_dir.rglob("*")):
         if path.is_file():
             rel = path.relative_to(bundle_dir).as_posix()
-            if rel not in (MANIFEST_NAME, SIGNATURE_NAME):
+            if rel != MANIFEST_NAME:
                 found.append(rel)
     return found
 
@@ -180,21 +170,11 @@ def _field_error(where: str, key: str, problem: str) -> UserError:
     return UserError(f"{where}: field {key!r}: {problem}")
 
 
-def safe_relpath(rel: object) -> bool:
-    """Whether ``rel`` is a non-empty relative POSIX path that stays inside its directory.
-
-    >>> [safe_relpath(p) for p in ("a/b.onnx", "../x", "/etc/passwd", "", "a/./b")]
-    [True, False, False, False, True]
-    """
-    if not isinstance(rel, str) or not rel or "\x00" in rel:
+def _safe_relpath(rel: object) -> bool:
+    if not isinstance(rel, str) or not rel:
         return False
     pure = PurePosixPath(rel)
     return not pure.is_absolute() and ".." not in pure.parts and "\\" not in rel
-
-
-#: ``version`` names a directory on the device: letters, digits and ``. _ + -``, not starting with
-#: a dot or a dash, at most 128 characters.
-VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 
 
 def validate_manifest(manifest: object, *, where: str = MANIFEST_NAME) -> None:
@@ -217,13 +197,6 @@ def validate_manifest(manifest: object, *, where: str = MANIFEST_NAME) -> None:
     for key in ("name", "version", "created"):
         if not isinstance(manifest[key], str) or not manifest[key]:
             raise _field_error(where, key, "must be a non-empty string")
-    if not VERSION_PATTERN.fullmatch(manifest["version"]):
-        raise _field_error(
-            where,
-            "version",
-            f"{manifest['version']!r} must be letters, digits and . _ + - (at most 128, not starting with "
-            "a dot or a dash): it names the bundle's directory on the device",
-        )
     classes = manifest["classes"]
     if not isinstance(classes, list) or not classes or not all(isinstance(c, str) and c for c in classes):
         raise _field_error(where, "classes", "must be a non-empty list of non-empty strings")
@@ -255,7 +228,7 @@ def validate_manifest(manifest: object, *, where: str = MANIFEST_NAME) -> None:
         key = f"files[{i}]"
         if not isinstance(entry, dict) or set(entry) != {"path", "sha256", "bytes"}:
             raise _field_error(where, key, "must be an object with exactly path, sha256, bytes")
-        if not safe_relpath(entry["path"]) or entry["path"] in (MANIFEST_NAME, SIGNATURE_NAME):
+        if not _safe_relpath(entry["path"]) or entry["path"] == MANIFEST_NAME:
             raise _field_error(
                 where, f"{key}.path", f"not a relative path inside the bundle: {entry['path']!r}"
             )
@@ -275,7 +248,7 @@ def validate_manifest(manifest: object, *, where: str = MANIFEST_NAME) -> None:
             raise _field_error(
                 where, f"artifacts.{kind}", f"unknown kind (known: {', '.join(ARTIFACT_KINDS)})"
             )
-        if not safe_relpath(rel) or rel not in seen:
+        if not _safe_relpath(rel) or rel not in seen:
             raise _field_error(where, f"artifacts.{kind}", f"{rel!r} is not listed in 'files'")
         companion = _COMPANIONS.get(kind)
         if companion is not None:
@@ -287,16 +260,6 @@ def validate_manifest(manifest: object, *, where: str = MANIFEST_NAME) -> None:
     for key in ("metrics", "tool_versions"):
         if key in manifest and not isinstance(manifest[key], dict):
             raise _field_error(where, key, "must be an object")
-
-
-def first_symlink(root: Path, rel: str) -> Path | None:
-    """The first symlink among ``root/rel`` and the directories between ``root`` and it, or None."""
-    path = root
-    for part in PurePosixPath(rel).parts:
-        path = path / part
-        if path.is_symlink():
-            return path
-    return None
 
 
 def verify_files(
@@ -315,9 +278,6 @@ def verify_files(
         raise UserError(f"{root / rel}: unexpected file, not listed in {MANIFEST_NAME}")
     for rel, entry in listed.items():
         path = root / rel
-        link = first_symlink(root, rel)
-        if link is not None:
-            raise UserError(f"{link}: a symlink in the bundle (a bundle holds regular files only)")
         if not path.is_file():
             raise UserError(f"{path}: missing (listed in {MANIFEST_NAME})")
         size = path.stat().st_size
@@ -346,8 +306,6 @@ class Bundle:
     input_size: tuple[int, int, int]
     artifacts: dict[str, str]
     output_layout: str = field(default="hwc")
-    #: key id of the verified signer ("unsigned" when allowed without one, "" when not checked)
-    signer: str = ""
 
     def has(self, kind: str) -> bool:
         """Whether the bundle carries an artifact of ``kind``."""
@@ -363,64 +321,35 @@ class Bundle:
     @property
     def spec(self) -> RegionSpec:
         """Region-layer decoding parameters (class count and anchors)."""
-        from edge_image.decode import RegionSpec
-
         return RegionSpec(classes=len(self.classes), anchors=self.anchors)
-
-
-def parse_manifest(data: bytes, *, where: str) -> dict[str, Any]:
-    """The validated manifest in ``data`` (the bytes of a manifest.json); :class:`UserError` if bad."""
-    try:
-        manifest = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{where}: not UTF-8 text ({exc.reason})") from exc
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{where}: line {exc.lineno} column {exc.colno}: invalid JSON ({exc.msg})") from exc
-    validate_manifest(manifest, where=where)
-    return manifest
-
-
-def _read_regular(path: Path, what: str) -> bytes:
-    if path.is_symlink():
-        raise UserError(f"{path}: a symlink (a bundle holds regular files only)")
-    if not path.is_file():
-        raise UserError(f"{path}: missing ({what})")
-    return path.read_bytes()
 
 
 def read_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """Parse and validate ``bundle_dir/manifest.json`` (no file checks); :class:`UserError` if bad."""
+    path = Path(bundle_dir) / MANIFEST_NAME
     if not Path(bundle_dir).is_dir():
         raise UserError(f"{bundle_dir}: bundle directory not found")
-    path = Path(bundle_dir) / MANIFEST_NAME
-    return parse_manifest(_read_regular(path, "not a model bundle?"), where=str(path))
+    if not path.is_file():
+        raise UserError(f"{path}: missing (not a model bundle?)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: line {exc.lineno} column {exc.colno}: invalid JSON ({exc.msg})") from exc
+    validate_manifest(manifest, where=str(path))
+    return manifest
 
 
-def load_bundle(
-    bundle_dir: str | os.PathLike[str],
-    *,
-    verify: bool = True,
-    trust: BundleTrust | None = None,
-    warn: Callable[[str], None] = _log.warning,
-) -> Bundle:
+def load_bundle(bundle_dir: str | os.PathLike[str], *, verify: bool = True) -> Bundle:
     """Read ``bundle_dir/manifest.json`` and (``verify=True``) check every file's size and SHA-256.
 
-    With ``trust`` (what a device does) ``manifest.sig`` is verified over the manifest's bytes
-    first, and the manifest is parsed from those same bytes. Raises :class:`UserError` naming the
-    manifest field or the file that is wrong: an unsigned or wrongly signed bundle, a bad field, a
-    missing or unexpected file, a size or checksum mismatch. ``verify=False`` only validates the
-    manifest itself (for quick listings).
+    Raises :class:`UserError` naming the manifest field or the file that is wrong: a bad
+    field, a missing or unexpected file, a size or checksum mismatch. ``verify=False`` only
+    validates the manifest itself (for quick listings).
     """
     root = Path(bundle_dir).resolve()
-    if not root.is_dir():
-        raise UserError(f"{bundle_dir}: bundle directory not found")
-    data = _read_regular(root / MANIFEST_NAME, "not a model bundle?")
-    signer = ""
-    if trust is not None:
-        sig_path = root / SIGNATURE_NAME
-        signature = _read_regular(sig_path, "") if sig_path.exists() or sig_path.is_symlink() else None
-        signer = trust.check(data, signature, where=str(root), warn=warn)
-    manifest = parse_manifest(data, where=str(root / MANIFEST_NAME))
+    manifest = read_manifest(root)
     if verify:
         verify_files(root, manifest)
     h, w, c = manifest["input_size"]
@@ -432,5 +361,4 @@ def load_bundle(
         input_size=(h, w, c),
         artifacts=dict(manifest["artifacts"]),
         output_layout=manifest.get("output_layout", "hwc"),
-        signer=signer,
     )

@@ -28,7 +28,6 @@ COMMANDS: tuple[str, ...] = (
     "report",
     "export",
     "pack",
-    "signing-key",
     "bench",
     "cuda-toolkit",
     "spot-watch",

@@ -21,7 +21,6 @@ from edge_image.metrics import Metrics
 from edge_image.pipeline import Pipeline
 from tests.edge import fake_mvnc
 from tests.edge.helpers import make_bundle, one_object_output, write_images
-from tests.fixtures import signing
 
 V1_ORDER = ["EnumerateDevices", "Device", "OpenDevice", "AllocateGraph"]
 V2_ORDER = ["enumerate_devices", "Device", "Device.open", "Graph", "Graph.allocate_with_fifos"]
@@ -150,11 +149,7 @@ def test_pipeline_reopens_stick_after_unplug(version: int, ncs_bundle: Bundle, t
     images = write_images(tmp_path / "frames", 3)
     config = parse_config(
         {
-            "model": {
-                "bundle": str(ncs_bundle.root),
-                "watch": False,
-                "trusted_keys": str(signing.public_key()),
-            },
+            "model": {"bundle": str(ncs_bundle.root), "watch": False},
             "source": {"kind": "folder", "path": str(images), "loop": True},
             "backend": {"kind": "mvnc", "reopen": {"initial": 0.05, "max": 0.1}},
         },
@@ -203,11 +198,7 @@ def test_service_starts_without_stick_and_picks_it_up_later(ncs_bundle: Bundle, 
     images = write_images(tmp_path / "frames", 2)
     config = parse_config(
         {
-            "model": {
-                "bundle": str(ncs_bundle.root),
-                "watch": False,
-                "trusted_keys": str(signing.public_key()),
-            },
+            "model": {"bundle": str(ncs_bundle.root), "watch": False},
             "source": {"kind": "folder", "path": str(images), "loop": True},
             "backend": {"kind": "mvnc", "reopen": {"initial": 0.05, "max": 0.1}},
         },

@@ -24,7 +24,6 @@ from edge_image.draw import class_colour
 from edge_image.manifest import build_manifest, load_bundle, write_manifest
 from edge_image.preprocess import preprocess
 from tests.edge.helpers import REPO_ROOT, ServiceProcess, free_port, get_json, http, metric, scrape, wait_for
-from tests.fixtures import signing
 
 pytestmark = pytest.mark.slow
 
@@ -70,12 +69,7 @@ def write_config(
     tmp: Path, bundle: Path, source: dict[str, Any], backend: str, thresh: float, **extra: Any
 ) -> Path:
     doc = {
-        "model": {
-            "bundle": str(bundle),
-            "thresh": round(thresh, 6),
-            "watch": False,
-            "trusted_keys": str(signing.public_key()),
-        },
+        "model": {"bundle": str(bundle), "thresh": round(thresh, 6), "watch": False},
         "source": source,
         "backend": {"kind": backend, "threads": 1},
         "server": {"port": free_port()},
@@ -85,12 +79,6 @@ def write_config(
     path = tmp / f"config-{backend}.yml"
     path.write_text(yaml.safe_dump(doc))
     return path
-
-
-def reload(url: str) -> tuple[int, Any]:
-    """POST /api/reload as the page would (JSON, same origin): (status, answer)."""
-    headers = {"Content-Type": "application/json"}
-    return get_json(url + "/api/reload", method="POST", body=b"{}", headers=headers, timeout=60)
 
 
 def start(config: Path, tmp: Path) -> tuple[ServiceProcess, str]:
@@ -197,7 +185,7 @@ def test_openvino_service_page_in_browser_and_reload_refusal(
         damaged = bytearray(original)
         damaged[len(damaged) // 2] ^= 0xFF
         weights.write_bytes(bytes(damaged))
-        status, result_doc = reload(url)
+        status, result_doc = get_json(url + "/api/reload", method="POST", body=b"{}", timeout=60)
         assert status == 409 and f"{weights.name}: sha256 mismatch" in result_doc["error"]
         model_before = get_json(url + "/api/detections")[1]["model"]
         first = scrape(url, "edge_frames_total")
@@ -219,7 +207,7 @@ def test_openvino_service_page_in_browser_and_reload_refusal(
             )
 
         weights.write_bytes(original)
-        status, result_doc = reload(url)
+        status, result_doc = get_json(url + "/api/reload", method="POST", timeout=60)
         assert status == 200 and result_doc["ok"], result_doc
     finally:
         rc = svc.stop()

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from edge_image.manifest import first_symlink
 from training_scripts.training.spot import split_s3_uri
 
 #: Files of a run directory that only the host's playbook writes.
@@ -58,6 +57,16 @@ def _safe_relative(rel: str) -> bool:
     return bool(rel) and not pure.is_absolute() and ".." not in pure.parts and "\\" not in rel
 
 
+def _under_symlink(root: Path, rel: str) -> bool:
+    """Whether ``root/rel`` or any directory between ``root`` and it is a symlink."""
+    path = root
+    for part in PurePosixPath(rel).parts:
+        path = path / part
+        if path.is_symlink():
+            return True
+    return False
+
+
 def _objects(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -83,7 +92,7 @@ def pull(
         rel = obj["Key"][len(base) :]
         if not rel or rel.endswith("/"):
             continue  # the console's folder markers
-        if not _safe_relative(rel) or first_symlink(root, rel) is not None:
+        if not _safe_relative(rel) or _under_symlink(root, rel):
             log(f"s3-pull: refused s3://{bucket}/{obj['Key']}: it would leave {root} or follow a symlink")
             result.refused.append(rel)
             continue
