@@ -170,7 +170,8 @@ def _field_error(where: str, key: str, problem: str) -> UserError:
     return UserError(f"{where}: field {key!r}: {problem}")
 
 
-def _safe_relpath(rel: object) -> bool:
+def safe_relpath(rel: object) -> bool:
+    """Whether ``rel`` is a non-empty relative POSIX path that stays inside its directory."""
     if not isinstance(rel, str) or not rel:
         return False
     pure = PurePosixPath(rel)
@@ -228,7 +229,7 @@ def validate_manifest(manifest: object, *, where: str = MANIFEST_NAME) -> None:
         key = f"files[{i}]"
         if not isinstance(entry, dict) or set(entry) != {"path", "sha256", "bytes"}:
             raise _field_error(where, key, "must be an object with exactly path, sha256, bytes")
-        if not _safe_relpath(entry["path"]) or entry["path"] == MANIFEST_NAME:
+        if not safe_relpath(entry["path"]) or entry["path"] == MANIFEST_NAME:
             raise _field_error(
                 where, f"{key}.path", f"not a relative path inside the bundle: {entry['path']!r}"
             )
@@ -248,7 +249,7 @@ def validate_manifest(manifest: object, *, where: str = MANIFEST_NAME) -> None:
             raise _field_error(
                 where, f"artifacts.{kind}", f"unknown kind (known: {', '.join(ARTIFACT_KINDS)})"
             )
-        if not _safe_relpath(rel) or rel not in seen:
+        if not safe_relpath(rel) or rel not in seen:
             raise _field_error(where, f"artifacts.{kind}", f"{rel!r} is not listed in 'files'")
         companion = _COMPANIONS.get(kind)
         if companion is not None:

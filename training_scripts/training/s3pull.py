@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from edge_image.manifest import safe_relpath
 from training_scripts.training.spot import split_s3_uri
 
 #: Files of a run directory that only the host's playbook writes.
@@ -50,11 +51,6 @@ class PullResult:
             f"pulled {len(self.downloaded)}, kept {len(self.kept)} newer or current, "
             f"excluded {excluded}, refused {len(self.refused)}"
         )
-
-
-def _safe_relative(rel: str) -> bool:
-    pure = PurePosixPath(rel)
-    return bool(rel) and not pure.is_absolute() and ".." not in pure.parts and "\\" not in rel
 
 
 def _under_symlink(root: Path, rel: str) -> bool:
@@ -92,7 +88,7 @@ def pull(
         rel = obj["Key"][len(base) :]
         if not rel or rel.endswith("/"):
             continue  # the console's folder markers
-        if not _safe_relative(rel) or _under_symlink(root, rel):
+        if not safe_relpath(rel) or _under_symlink(root, rel):
             log(f"s3-pull: refused s3://{bucket}/{obj['Key']}: it would leave {root} or follow a symlink")
             result.refused.append(rel)
             continue
