@@ -38,10 +38,11 @@ def _check_config(args: argparse.Namespace) -> int:
     from edge_image.manifest import load_bundle
 
     config = load_config(args.config)
-    bundle = load_bundle(config.model.bundle)
+    bundle = load_bundle(config.model.bundle, trust=config.model.trust())
     print(
         f"{args.config}: ok — model {bundle.manifest['name']} {bundle.manifest['version']} "
-        f"({len(bundle.classes)} classes, {len(bundle.manifest['files'])} files verified), "
+        f"({len(bundle.classes)} classes, {len(bundle.manifest['files'])} files verified, "
+        f"signed by {bundle.signer}), "
         f"source {config.source.describe()}, backend {config.backend.kind}, "
         f"http://{config.server.host}:{config.server.port}/"
     )

@@ -10,38 +10,50 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
 from edge_image.errors import UserError
 
+if TYPE_CHECKING:
+    from edge_image.signing import BundleTrust
+
 SOURCE_KINDS = ("camera", "video", "stream", "folder")
 BACKEND_KINDS = ("auto", "mvnc", "openvino", "opencv")
 OPENVINO_DEVICES = ("CPU", "MYRIAD", "GPU", "AUTO")
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+#: Where a Pi keeps the public keys bundles must be signed with (roles/edge_service installs them).
+DEFAULT_TRUSTED_KEYS = Path("/etc/edge-image/trusted-keys")
 
 T = TypeVar("T")
 
 
 def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``, for status pages and logs (``/healthz``
-    answers without a token).
+    """``url`` with its credentials replaced by ``***``, for status pages, logs and ``check-config``
+    (``/healthz`` answers without a token): the password of ``user:password@``, and the value of
+    every query parameter (cameras take ``?user=…&password=…`` or tokens there).
 
     >>> redact_url("rtsp://admin:secret@10.0.0.9:554/live")
     'rtsp://admin:***@10.0.0.9:554/live'
+    >>> redact_url("http://cam.local/video.cgi?user=admin&pwd=s3cret")
+    'http://cam.local/video.cgi?user=***&pwd=***'
     >>> redact_url("http://cam.local/stream.mjpg")
     'http://cam.local/stream.mjpg'
     """
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+    if parts.password is not None:
+        host = parts.netloc.rsplit("@", 1)[1]
+        parts = parts._replace(netloc=f"{parts.username}:***@{host}")
+    if parts.query:
+        query = "&".join(f"{item.partition('=')[0]}=***" for item in parts.query.split("&") if item)
+        parts = parts._replace(query=query)
+    return urlunsplit(parts)
 
 
 @dataclass(frozen=True)
@@ -63,13 +75,23 @@ class Backoff:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """``model:`` the bundle directory, thresholds, and whether to watch it for changes."""
+    """``model:`` the bundle directory, thresholds, whether to watch it for changes, and whose
+    signatures a bundle must carry (``trusted_keys``: PEM files or directories of ``*.pem``;
+    ``allow_unsigned``: development only, logged on every load)."""
 
     bundle: Path
     thresh: float = 0.25
     nms: float = 0.45
     watch: bool = True
     watch_interval: float = 2.0
+    trusted_keys: tuple[Path, ...] = (DEFAULT_TRUSTED_KEYS,)
+    allow_unsigned: bool = False
+
+    def trust(self) -> BundleTrust:
+        """The keys as they are on disk now (rotation needs no restart); :class:`UserError` if unreadable."""
+        from edge_image.signing import BundleTrust, load_trusted_keys
+
+        return BundleTrust(load_trusted_keys(self.trusted_keys), allow_unsigned=self.allow_unsigned)
 
 
 @dataclass(frozen=True)
@@ -123,6 +145,21 @@ class ServerConfig:
     port: int = 8080
     token: str = ""
     jpeg_quality: int = 80
+    #: Host names (besides IP literals, localhost and this machine's name and name.local) that
+    #: requests may carry in their Host header: anything else is refused (DNS rebinding).
+    allowed_hosts: tuple[str, ...] = ()
+    #: open connections beyond this get 503 and are closed (idle sockets cannot pile up)
+    max_connections: int = 64
+    #: seconds a client has for a TLS handshake, a request head or a request body
+    request_timeout_s: float = 10.0
+    #: PEM certificate chain and key: HTTPS instead of HTTP when both are set
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    @property
+    def scheme(self) -> str:
+        """``https`` with a certificate, ``http`` without."""
+        return "https" if self.tls_cert is not None else "http"
 
 
 @dataclass(frozen=True)
@@ -137,6 +174,12 @@ class MqttConfig:
     username: str = ""
     password: str = ""
     only_with_detections: bool = True
+    #: MQTT over TLS (port 8883 by default), verifying the broker against ``tls_ca_file`` (system
+    #: CAs when unset); ``tls_cert_file``/``tls_key_file``: a client certificate for brokers that ask
+    tls: bool = False
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -239,6 +282,17 @@ class _Reader:
             raise self.error(unknown[0], "unknown field")
 
 
+def _paths(r: _Reader, key: str, base: Path, default: tuple[Path, ...]) -> tuple[Path, ...]:
+    """A path or a non-empty list of paths (relative to ``base``)."""
+    value = r.raw(key)
+    if value is None:
+        return default
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items or not all(isinstance(v, str) and v for v in items):
+        raise r.error(key, f"must be a path or a non-empty list of paths, got {value!r}")
+    return tuple(p if p.is_absolute() else base / p for p in (Path(os.path.expanduser(v)) for v in items))
+
+
 def _backoff(reader: _Reader, default: Backoff) -> Backoff:
     result = Backoff(
         initial=reader.number("initial", default.initial, low=0.0, high=3600.0),
@@ -272,7 +326,23 @@ def _source(r: _Reader, base: Path) -> SourceConfig:
     return SourceConfig(kind, index, path, url, loop, width, height, reconnect)
 
 
-def _server(r: _Reader) -> ServerConfig:
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
+)
+
+
+def _host_names(r: _Reader, key: str) -> tuple[str, ...]:
+    value = r.raw(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and _HOST_NAME.fullmatch(v.lower()) for v in value
+    ):
+        raise r.error(key, f"must be a list of host names such as [pi-kitchen.local], got {value!r}")
+    return tuple(v.lower() for v in value)
+
+
+def _server(r: _Reader, base: Path) -> ServerConfig:
     host = r.string("host", "127.0.0.1")
     if host not in LOCAL_HOSTS and host not in ("0.0.0.0", "::"):
         try:
@@ -294,11 +364,20 @@ def _server(r: _Reader) -> ServerConfig:
         )
     if token and len(token) < 16:
         raise r.error("token", "must be at least 16 characters")
+    tls_cert = r.path("tls_cert", base) if r.has("tls_cert") else None
+    tls_key = r.path("tls_key", base) if r.has("tls_key") else None
+    if (tls_cert is None) != (tls_key is None):
+        raise r.error("tls_key" if tls_key is None else "tls_cert", "tls_cert and tls_key go together")
     server = ServerConfig(
         host=host,
         port=r.integer("port", 8080, low=0, high=65535),
         token=token,
         jpeg_quality=r.integer("jpeg_quality", 80, low=10, high=100),
+        allowed_hosts=_host_names(r, "allowed_hosts"),
+        max_connections=r.integer("max_connections", 64, low=1, high=4096),
+        request_timeout_s=r.number("request_timeout_s", 10.0, low=0.5, high=300.0),
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
     r.finish()
     return server
@@ -309,15 +388,27 @@ def _outputs(r: _Reader, base: Path) -> OutputsConfig:
     mqtt = None
     if r.has("mqtt"):
         m = r.child("mqtt")
+        tls = m.boolean("tls", False)
+        tls_files = {
+            key: (m.path(key, base) if m.has(key) else None)
+            for key in ("tls_ca_file", "tls_cert_file", "tls_key_file")
+        }
+        for key, path in tls_files.items():
+            if path is not None and not tls:
+                raise m.error(key, "needs tls: true")
+        if (tls_files["tls_cert_file"] is None) != (tls_files["tls_key_file"] is None):
+            raise m.error("tls_key_file", "tls_cert_file and tls_key_file go together")
         mqtt = MqttConfig(
             host=m.string("host"),
-            port=m.integer("port", 1883, low=1, high=65535),
+            port=m.integer("port", 8883 if tls else 1883, low=1, high=65535),
             topic=m.string("topic", "edge/detections"),
             client_id=m.string("client_id", ""),
             qos=m.integer("qos", 0, high=2),
             username=m.string("username", ""),
             password=m.string("password", ""),
             only_with_detections=m.boolean("only_with_detections", True),
+            tls=tls,
+            **tls_files,
         )
         if not mqtt.topic or any(ch in mqtt.topic for ch in "+#"):
             raise m.error("topic", "must be a non-empty topic without wildcards (+, #)")
@@ -345,6 +436,8 @@ def parse_config(data: object, *, where: str = "config.yml", base: Path | None =
         nms=m.number("nms", 0.45, low=0.0, high=1.0),
         watch=m.boolean("watch", True),
         watch_interval=m.number("watch_interval", 2.0, low=0.1, high=3600.0),
+        trusted_keys=_paths(m, "trusted_keys", base, (DEFAULT_TRUSTED_KEYS,)),
+        allow_unsigned=m.boolean("allow_unsigned", False),
     )
     m.finish()
     source = _source(top.child("source"), base)
@@ -357,7 +450,7 @@ def parse_config(data: object, *, where: str = "config.yml", base: Path | None =
         reopen=_backoff(b.child("reopen"), Backoff(1.0, 2.0, 30.0)),
     )
     b.finish()
-    server = _server(top.child("server"))
+    server = _server(top.child("server"), base)
     outputs = _outputs(top.child("outputs"), base)
     config = ServiceConfig(
         path=Path(where),

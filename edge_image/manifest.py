@@ -28,25 +28,35 @@ to decode its output::
 
 Every file in the directory except the manifest itself is listed in ``files``;
 :func:`load_bundle` refuses a bundle whose files are missing, extra, resized or changed, with
-one line naming the file. Only the standard library and :mod:`edge_image.decode` are imported,
-so the edge service can use this module without TensorFlow or OpenVINO.
+one line naming the file. Only the standard library is imported (:mod:`edge_image.decode`, for
+:attr:`Bundle.spec`, when it is used), so the edge service and any Ansible controller can use this
+module without numpy, TensorFlow or OpenVINO. The same checks guard every path a bundle takes:
+``pack``, the edge role on the controller (:mod:`edge_image.bundle_check`), ``check-config`` and the
+service.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_image.atomic import write_bytes
-from edge_image.decode import RegionSpec
 from edge_image.errors import UserError
+from edge_image.signing import SIGNATURE_NAME, BundleTrust
+
+if TYPE_CHECKING:
+    from edge_image.decode import RegionSpec
+
+_log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
@@ -66,6 +76,17 @@ ARTIFACT_KINDS: dict[str, str] = {
 
 #: Kinds whose file comes with a companion weights file of the same stem.
 _COMPANIONS: dict[str, str] = {"openvino": ".bin", "openvino_fp16": ".bin"}
+
+
+def companion(kind: str, rel: str) -> str | None:
+    """The file that comes with artifact ``kind`` stored at ``rel`` (an IR's weights), or None.
+
+    >>> companion("openvino", "openvino/model.xml"), companion("onnx", "model.onnx")
+    ('openvino/model.bin', None)
+    """
+    suffix = _COMPANIONS.get(kind)
+    return None if suffix is None else PurePosixPath(rel).with_suffix(suffix).as_posix()
+
 
 _REQUIRED: tuple[str, ...] = (
     "schema",
@@ -101,12 +122,12 @@ def file_digest(path: str | os.PathLike[str]) -> tuple[str, int]:
 
 
 def _bundle_files(bundle_dir: Path) -> list[str]:
-    """Relative POSIX paths of every regular file under ``bundle_dir`` except the manifest."""
+    """Relative POSIX paths of the regular files under ``bundle_dir`` but the manifest and its signature."""
     found = []
     for path in sorted(bundle_dir.rglob("*")):
         if path.is_file():
             rel = path.relative_to(bundle_dir).as_posix()
-            if rel != MANIFEST_NAME:
+            if rel not in (MANIFEST_NAME, SIGNATURE_NAME):
                 found.append(rel)
     return found
 
@@ -171,11 +192,20 @@ def _field_error(where: str, key: str, problem: str) -> UserError:
 
 
 def safe_relpath(rel: object) -> bool:
-    """Whether ``rel`` is a non-empty relative POSIX path that stays inside its directory."""
-    if not isinstance(rel, str) or not rel:
+    """Whether ``rel`` is a non-empty relative POSIX path that stays inside its directory.
+
+    >>> [safe_relpath(p) for p in ("a/b.onnx", "../x", "/etc/passwd", "", "a/./b")]
+    [True, False, False, False, True]
+    """
+    if not isinstance(rel, str) or not rel or "\x00" in rel:
         return False
     pure = PurePosixPath(rel)
     return not pure.is_absolute() and ".." not in pure.parts and "\\" not in rel
+
+
+#: ``version`` names a directory on the device: letters, digits and ``. _ + -``, not starting with
+#: a dot or a dash, at most 128 characters.
+VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 
 
 def validate_manifest(manifest: object, *, where: str = MANIFEST_NAME) -> None:
@@ -198,6 +228,13 @@ def validate_manifest(manifest: object, *, where: str = MANIFEST_NAME) -> None:
     for key in ("name", "version", "created"):
         if not isinstance(manifest[key], str) or not manifest[key]:
             raise _field_error(where, key, "must be a non-empty string")
+    if not VERSION_PATTERN.fullmatch(manifest["version"]):
+        raise _field_error(
+            where,
+            "version",
+            f"{manifest['version']!r} must be letters, digits and . _ + - (at most 128, not starting with "
+            "a dot or a dash): it names the bundle's directory on the device",
+        )
     classes = manifest["classes"]
     if not isinstance(classes, list) or not classes or not all(isinstance(c, str) and c for c in classes):
         raise _field_error(where, "classes", "must be a non-empty list of non-empty strings")
@@ -229,7 +266,7 @@ def validate_manifest(manifest: object, *, where: str = MANIFEST_NAME) -> None:
         key = f"files[{i}]"
         if not isinstance(entry, dict) or set(entry) != {"path", "sha256", "bytes"}:
             raise _field_error(where, key, "must be an object with exactly path, sha256, bytes")
-        if not safe_relpath(entry["path"]) or entry["path"] == MANIFEST_NAME:
+        if not safe_relpath(entry["path"]) or entry["path"] in (MANIFEST_NAME, SIGNATURE_NAME):
             raise _field_error(
                 where, f"{key}.path", f"not a relative path inside the bundle: {entry['path']!r}"
             )
@@ -251,16 +288,24 @@ def validate_manifest(manifest: object, *, where: str = MANIFEST_NAME) -> None:
             )
         if not safe_relpath(rel) or rel not in seen:
             raise _field_error(where, f"artifacts.{kind}", f"{rel!r} is not listed in 'files'")
-        companion = _COMPANIONS.get(kind)
-        if companion is not None:
-            beside = str(PurePosixPath(rel).with_suffix(companion))
-            if beside not in seen:
-                raise _field_error(
-                    where, f"artifacts.{kind}", f"{beside!r} (beside {rel!r}) is not listed in 'files'"
-                )
+        beside = companion(kind, rel)
+        if beside is not None and beside not in seen:
+            raise _field_error(
+                where, f"artifacts.{kind}", f"{beside!r} (beside {rel!r}) is not listed in 'files'"
+            )
     for key in ("metrics", "tool_versions"):
         if key in manifest and not isinstance(manifest[key], dict):
             raise _field_error(where, key, "must be an object")
+
+
+def first_symlink(root: Path, rel: str) -> Path | None:
+    """The first symlink among ``root/rel`` and the directories between ``root`` and it, or None."""
+    path = root
+    for part in PurePosixPath(rel).parts:
+        path = path / part
+        if path.is_symlink():
+            return path
+    return None
 
 
 def verify_files(
@@ -279,6 +324,9 @@ def verify_files(
         raise UserError(f"{root / rel}: unexpected file, not listed in {MANIFEST_NAME}")
     for rel, entry in listed.items():
         path = root / rel
+        link = first_symlink(root, rel)
+        if link is not None:
+            raise UserError(f"{link}: a symlink in the bundle (a bundle holds regular files only)")
         if not path.is_file():
             raise UserError(f"{path}: missing (listed in {MANIFEST_NAME})")
         size = path.stat().st_size
@@ -307,6 +355,8 @@ class Bundle:
     input_size: tuple[int, int, int]
     artifacts: dict[str, str]
     output_layout: str = field(default="hwc")
+    #: key id of the verified signer ("unsigned" when allowed without one, "" when not checked)
+    signer: str = ""
 
     def has(self, kind: str) -> bool:
         """Whether the bundle carries an artifact of ``kind``."""
@@ -319,38 +369,105 @@ class Bundle:
             raise UserError(f"{self.root / MANIFEST_NAME}: no {kind!r} artifact in this bundle (has: {have})")
         return self.root / self.artifacts[kind]
 
+    def read(self, rel: str) -> bytes:
+        """The bytes of the listed file ``rel``, read once and checked against the manifest.
+
+        Backends load these bytes, never the path: what they run is what was hashed, so a file
+        swapped after :func:`load_bundle` verified it is refused (:class:`UserError` naming the
+        file), not loaded. The last path component is opened with ``O_NOFOLLOW`` and no directory
+        on the way may be a symlink.
+        """
+        entry = next((e for e in self.manifest["files"] if e["path"] == rel), None)
+        if entry is None:
+            raise UserError(f"{self.root / rel}: not listed in {MANIFEST_NAME}")
+        link = first_symlink(self.root, rel)
+        if link is not None:
+            raise UserError(f"{link}: a symlink in the bundle (a bundle holds regular files only)")
+        path = self.root / rel
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError as exc:
+            raise UserError(f"{path}: cannot read ({exc.strerror})") from exc
+        with os.fdopen(fd, "rb") as handle:
+            data = handle.read()
+        if len(data) != entry["bytes"]:
+            raise UserError(
+                f"{path}: size mismatch (manifest {entry['bytes']} bytes, file {len(data)} bytes)"
+            )
+        sha = hashlib.sha256(data).hexdigest()
+        if sha != entry["sha256"]:
+            raise UserError(
+                f"{path}: sha256 mismatch (manifest {entry['sha256'][:12]}..., file {sha[:12]}...)"
+            )
+        return data
+
+    def artifact(self, kind: str) -> bytes:
+        """The verified bytes of the artifact ``kind`` (see :meth:`read`; :meth:`path`'s error
+        when the bundle lacks it)."""
+        self.path(kind)
+        return self.read(self.artifacts[kind])
+
     @property
     def spec(self) -> RegionSpec:
         """Region-layer decoding parameters (class count and anchors)."""
+        from edge_image.decode import RegionSpec
+
         return RegionSpec(classes=len(self.classes), anchors=self.anchors)
+
+
+def parse_manifest(data: bytes, *, where: str) -> dict[str, Any]:
+    """The validated manifest in ``data`` (the bytes of a manifest.json); :class:`UserError` if bad."""
+    try:
+        manifest = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{where}: not UTF-8 text ({exc.reason})") from exc
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{where}: line {exc.lineno} column {exc.colno}: invalid JSON ({exc.msg})") from exc
+    validate_manifest(manifest, where=where)
+    return manifest
+
+
+def _read_regular(path: Path, what: str) -> bytes:
+    if path.is_symlink():
+        raise UserError(f"{path}: a symlink (a bundle holds regular files only)")
+    if not path.is_file():
+        raise UserError(f"{path}: missing ({what})")
+    return path.read_bytes()
 
 
 def read_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """Parse and validate ``bundle_dir/manifest.json`` (no file checks); :class:`UserError` if bad."""
-    path = Path(bundle_dir) / MANIFEST_NAME
     if not Path(bundle_dir).is_dir():
         raise UserError(f"{bundle_dir}: bundle directory not found")
-    if not path.is_file():
-        raise UserError(f"{path}: missing (not a model bundle?)")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not UTF-8 text ({exc.reason})") from exc
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: line {exc.lineno} column {exc.colno}: invalid JSON ({exc.msg})") from exc
-    validate_manifest(manifest, where=str(path))
-    return manifest
+    path = Path(bundle_dir) / MANIFEST_NAME
+    return parse_manifest(_read_regular(path, "not a model bundle?"), where=str(path))
 
 
-def load_bundle(bundle_dir: str | os.PathLike[str], *, verify: bool = True) -> Bundle:
+def load_bundle(
+    bundle_dir: str | os.PathLike[str],
+    *,
+    verify: bool = True,
+    trust: BundleTrust | None = None,
+    warn: Callable[[str], None] = _log.warning,
+) -> Bundle:
     """Read ``bundle_dir/manifest.json`` and (``verify=True``) check every file's size and SHA-256.
 
-    Raises :class:`UserError` naming the manifest field or the file that is wrong: a bad
-    field, a missing or unexpected file, a size or checksum mismatch. ``verify=False`` only
-    validates the manifest itself (for quick listings).
+    With ``trust`` (what a device does) ``manifest.sig`` is verified over the manifest's bytes
+    first, and the manifest is parsed from those same bytes. Raises :class:`UserError` naming the
+    manifest field or the file that is wrong: an unsigned or wrongly signed bundle, a bad field, a
+    missing or unexpected file, a size or checksum mismatch. ``verify=False`` only validates the
+    manifest itself (for quick listings).
     """
     root = Path(bundle_dir).resolve()
-    manifest = read_manifest(root)
+    if not root.is_dir():
+        raise UserError(f"{bundle_dir}: bundle directory not found")
+    data = _read_regular(root / MANIFEST_NAME, "not a model bundle?")
+    signer = ""
+    if trust is not None:
+        sig_path = root / SIGNATURE_NAME
+        signature = _read_regular(sig_path, "") if sig_path.exists() or sig_path.is_symlink() else None
+        signer = trust.check(data, signature, where=str(root), warn=warn)
+    manifest = parse_manifest(data, where=str(root / MANIFEST_NAME))
     if verify:
         verify_files(root, manifest)
     h, w, c = manifest["input_size"]
@@ -362,4 +479,5 @@ def load_bundle(bundle_dir: str | os.PathLike[str], *, verify: bool = True) -> B
         input_size=(h, w, c),
         artifacts=dict(manifest["artifacts"]),
         output_layout=manifest.get("output_layout", "hwc"),
+        signer=signer,
     )

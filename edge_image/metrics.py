@@ -42,6 +42,10 @@ class Metrics:
         self.up = Gauge(
             "edge_pipeline_up", "1 while frames flow, 0 while reconnecting or stopped", registry=r
         )
+        self.connections = Gauge("edge_http_connections", "Open HTTP connections", registry=r)
+        self.connections_refused = Counter(
+            "edge_http_connections_refused", "Connections refused over server.max_connections", registry=r
+        )
         for stage in STAGES:
             self.stage_seconds.labels(stage)
         for kind in ("source", "backend", "reload", "output"):

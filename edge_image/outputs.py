@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import ssl
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from edge_image.config import MqttConfig
+from edge_image.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,24 @@ class JsonlLog:
         self._handle.close()
 
 
+def mqtt_tls_context(config: MqttConfig) -> ssl.SSLContext:
+    """TLS 1.2+ client context that verifies the broker's certificate and name (``tls_ca_file`` or
+    the system CAs) and presents ``tls_cert_file``/``tls_key_file`` when given."""
+    try:
+        context = ssl.create_default_context(
+            cafile=str(config.tls_ca_file) if config.tls_ca_file is not None else None
+        )
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if config.tls_cert_file is not None and config.tls_key_file is not None:
+            context.load_cert_chain(config.tls_cert_file, config.tls_key_file)
+    except (OSError, ssl.SSLError) as exc:
+        files = ", ".join(
+            str(p) for p in (config.tls_ca_file, config.tls_cert_file, config.tls_key_file) if p is not None
+        )
+        raise UserError(f"outputs.mqtt: cannot load the TLS files {files}: {exc}") from exc
+    return context
+
+
 def _paho_client(client_id: str) -> Any:
     import paho.mqtt.client as mqtt
 
@@ -79,6 +99,14 @@ class MqttPublisher:
     def __init__(self, config: MqttConfig, client_factory: Callable[[str], Any] = _paho_client) -> None:
         self.config = config
         self.client = client_factory(config.client_id or f"edge-image-{os.getpid()}")
+        if config.tls:
+            self.client.tls_set_context(mqtt_tls_context(config))
+        elif config.password:
+            log.warning(
+                "mqtt %s:%d: the password travels in clear text (set outputs.mqtt.tls: true)",
+                config.host,
+                config.port,
+            )
         if config.username:
             self.client.username_pw_set(config.username, config.password or None)
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)

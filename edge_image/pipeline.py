@@ -107,7 +107,7 @@ class Pipeline:
 
     def load_initial(self) -> None:
         """Load and verify the configured bundle and open its backend; :class:`UserError` if refused."""
-        bundle = load_bundle(self.config.model.bundle)
+        bundle = load_bundle(self.config.model.bundle, trust=self.config.model.trust())
         self._stamp = _manifest_stamp(self.config.model.bundle)
         try:
             backend = self._open(bundle)
@@ -141,7 +141,7 @@ class Pipeline:
         """Verify then swap; on any failure keep the current model and say why."""
         stamp = _manifest_stamp(bundle_dir)
         try:
-            bundle = load_bundle(bundle_dir)
+            bundle = load_bundle(bundle_dir, trust=self.config.model.trust())
         except UserError as exc:
             return self._refused(str(exc), stamp)
         old = self.backend

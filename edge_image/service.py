@@ -21,6 +21,7 @@ from aiohttp import web
 from edge_image import sdnotify
 from edge_image.config import ServiceConfig
 from edge_image.errors import UserError
+from edge_image.listener import ConnectionCap, listen, tls_context
 from edge_image.metrics import Metrics
 from edge_image.outputs import JsonlLog, MqttPublisher
 from edge_image.pipeline import Pipeline
@@ -35,7 +36,10 @@ def make_outputs(config: ServiceConfig) -> list[Any]:
     if config.outputs.jsonl is not None:
         outputs.append(JsonlLog(config.outputs.jsonl))
     if config.outputs.mqtt is not None:
-        outputs.append(MqttPublisher(config.outputs.mqtt))
+        try:
+            outputs.append(MqttPublisher(config.outputs.mqtt))
+        except UserError as exc:
+            raise UserError(f"{config.path}: {exc}") from exc
     return outputs
 
 
@@ -80,20 +84,50 @@ async def serve(
         handle_signals=False,
         shutdown_timeout=2.0,
         access_log_class=RedactingAccessLogger,
+        # aiohttp starts this timer at connect: a client that has not sent a whole request head
+        # by then (or idles between requests) is disconnected
+        keepalive_timeout=config.server.request_timeout_s,
+        # and the unread rest of a refused body is drained for at most as long before closing
+        lingering_time=config.server.request_timeout_s,
     )
     await runner.setup()
-    site = web.TCPSite(runner, config.server.host, config.server.port)
+    server_cfg = config.server
+    cap = ConnectionCap(server_cfg.max_connections, on_refused=metrics.connections_refused.inc)
+    metrics.connections.set_function(lambda: cap.open)
     try:
-        await site.start()
+        ssl_context = (
+            tls_context(server_cfg.tls_cert, server_cfg.tls_key, where=str(config.path))
+            if server_cfg.tls_cert is not None and server_cfg.tls_key is not None
+            else None
+        )
+        listening = await listen(
+            runner,
+            host=server_cfg.host,
+            port=server_cfg.port,
+            cap=cap,
+            ssl_context=ssl_context,
+            handshake_timeout=server_cfg.request_timeout_s,
+        )
     except OSError as exc:
         await runner.cleanup()
         pipeline.close()
         raise UserError(
             f"{config.path}: server.port: cannot listen on "
-            f"{config.server.host}:{config.server.port}: {exc.strerror}"
+            f"{server_cfg.host}:{server_cfg.port}: {exc.strerror}"
         ) from exc
-    port = runner.addresses[0][1] if runner.addresses else config.server.port
-    log.info("serving http://%s:%d/ (source: %s)", config.server.host, port, config.source.describe())
+    except UserError:
+        await runner.cleanup()
+        pipeline.close()
+        raise
+    port = listening.sockets[0].getsockname()[1] if listening.sockets else server_cfg.port
+    log.info(
+        "serving %s://%s:%d/ (source: %s; at most %d connections)",
+        server_cfg.scheme,
+        server_cfg.host,
+        port,
+        config.source.describe(),
+        server_cfg.max_connections,
+    )
 
     stop = stop or asyncio.Event()
     crashed: list[BaseException] = []
@@ -127,7 +161,10 @@ async def serve(
         pipeline.close()
         if watchdog is not None:
             await watchdog
+        listening.close()
         await runner.cleanup()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(listening.wait_closed(), 5.0)
         if signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)

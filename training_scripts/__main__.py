@@ -28,6 +28,7 @@ COMMANDS: tuple[str, ...] = (
     "report",
     "export",
     "pack",
+    "signing-key",
     "bench",
     "cuda-toolkit",
     "spot-watch",

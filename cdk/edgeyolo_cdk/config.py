@@ -47,6 +47,7 @@ OUTPUT_CUDA_HOME = "CudaHome"
 OUTPUT_AMI = "Ami"
 OUTPUT_SPOT = "Spot"
 OUTPUT_RELEASE_POLICY = "ReleasePolicyArn"
+OUTPUT_SIGNING_KEY = "SigningKey"
 
 # The AMI comes from the GPU matrix (cdk/edgeyolo_cdk/gpu.py): p3.2xlarge cannot use the current
 # OSS-driver DLAMIs. ``amiSsmParameter`` / ``amiId`` override it; ``cudaVersion`` overrides the CUDA.
@@ -141,6 +142,16 @@ class DeployConfig:
     def stack_prefix(self) -> str:
         """``EdgeYolo-<stage>``: the prefix of both stack names."""
         return f"EdgeYolo-{self.stage}"
+
+    @property
+    def training_role_name(self) -> str:
+        """The training host's IAM role name (fixed: the signing key's policy names it by ARN)."""
+        return f"{self.project}-{self.stage}-training-host"
+
+    @property
+    def signing_key_alias(self) -> str:
+        """The bundle-signing KMS key's alias."""
+        return f"alias/{self.project}-{self.stage}-bundles"
 
     @property
     def artifacts_stack_name(self) -> str:

@@ -10,6 +10,7 @@ GpuArch ("7.0"), GpuSm ("sm_70"), CudaHome, Ami and Spot
 from __future__ import annotations
 
 from aws_cdk import App, Aspects, CfnOutput, Environment, Stack, Tags
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
@@ -26,11 +27,13 @@ from cdk.edgeyolo_cdk.config import (
     OUTPUT_INSTANCE_ID,
     OUTPUT_REGION,
     OUTPUT_RELEASE_POLICY,
+    OUTPUT_SIGNING_KEY,
     OUTPUT_SPOT,
     DeployConfig,
 )
 from cdk.edgeyolo_cdk.idle_stop import IdleStopAlarm, IdleStopProps
 from cdk.edgeyolo_cdk.network import TrainingNetwork, TrainingNetworkProps
+from cdk.edgeyolo_cdk.signing_key import BundleSigningKey, BundleSigningKeyProps
 from cdk.edgeyolo_cdk.training_host import TrainingHost, TrainingHostProps
 
 
@@ -70,6 +73,16 @@ class ArtifactsStack(Stack):
                 ),
             )
         release = ReleasePolicy(self, "Release", bucket=self.bucket)
+        signing = BundleSigningKey(
+            self,
+            "Signing",
+            props=BundleSigningKeyProps(
+                alias=config.signing_key_alias,
+                signer_role_name=config.training_role_name,
+                throwaway=config.throwaway,
+            ),
+        )
+        self.signing_key: kms.IKey = signing.key
         CfnOutput(self, OUTPUT_BUCKET_NAME, value=self.bucket.bucket_name, description="Artifact bucket")
         CfnOutput(self, OUTPUT_REGION, value=self.region, description="Region of the stacks")
         CfnOutput(
@@ -77,6 +90,12 @@ class ArtifactsStack(Stack):
             OUTPUT_RELEASE_POLICY,
             value=release.policy.managed_policy_arn,
             description="Attach to whoever releases models (writes models/<name>/latest.*); the host cannot",
+        )
+        CfnOutput(
+            self,
+            OUTPUT_SIGNING_KEY,
+            value=config.signing_key_alias,
+            description="KMS key that signs bundles (publish_sign kms:<this>); devices trust its public key",
         )
 
 
@@ -91,6 +110,7 @@ class TrainingStack(Stack):
         config: DeployConfig,
         env: Environment,
         bucket: s3.IBucket,
+        signing_key: kms.IKey,
     ) -> None:
         super().__init__(
             scope,
@@ -112,6 +132,8 @@ class TrainingStack(Stack):
             props=TrainingHostProps(
                 vpc=network.vpc,
                 bucket=bucket,
+                signing_key=signing_key,
+                role_name=config.training_role_name,
                 name=f"{config.project}-{config.stage}-training",
                 instance_type=config.instance_type,
                 gpu=config.gpu,
@@ -140,6 +162,12 @@ class TrainingStack(Stack):
         CfnOutput(self, OUTPUT_INSTANCE_ID, value=host.instance.instance_id, description="Training host")
         CfnOutput(self, OUTPUT_BUCKET_NAME, value=bucket.bucket_name, description="Artifact bucket")
         CfnOutput(self, OUTPUT_REGION, value=self.region, description="Region of the stacks")
+        CfnOutput(
+            self,
+            OUTPUT_SIGNING_KEY,
+            value=config.signing_key_alias,
+            description="KMS key the host signs bundles with (publish_sign kms:<this>)",
+        )
         CfnOutput(
             self,
             OUTPUT_GPU_ARCH,
@@ -173,7 +201,14 @@ def add_stacks(app: App, config: DeployConfig, *, nag: bool = True) -> tuple[Art
     # `cdk deploy` deploys into the account of the credentials it runs with.
     env = Environment(region=config.region)
     artifacts = ArtifactsStack(app, config.artifacts_stack_name, config=config, env=env)
-    training = TrainingStack(app, config.training_stack_name, config=config, env=env, bucket=artifacts.bucket)
+    training = TrainingStack(
+        app,
+        config.training_stack_name,
+        config=config,
+        env=env,
+        bucket=artifacts.bucket,
+        signing_key=artifacts.signing_key,
+    )
     for key, value in config.tags.items():
         Tags.of(app).add(key, value)
     if nag:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from aws_cdk import CfnParameter, Tags
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
@@ -36,6 +37,8 @@ class TrainingHostProps:
 
     vpc: ec2.IVpc
     bucket: s3.IBucket
+    signing_key: kms.IKey
+    role_name: str
     name: str
     instance_type: str
     gpu: GpuInfo
@@ -78,11 +81,13 @@ class TrainingHost(Construct):
         self.role = iam.Role(
             self,
             "Role",
+            role_name=props.role_name,
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
             description="Training host: SSM Session Manager + prefix-scoped rights on the artifact bucket.",
             managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore")],
         )
         grant_training_host(self.role, props.bucket)
+        props.signing_key.grant(self.role, "kms:Sign", "kms:GetPublicKey")
 
         self.security_group = ec2.SecurityGroup(
             self,

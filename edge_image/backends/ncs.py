@@ -100,7 +100,7 @@ class MvncBackend:
     def __init__(self, bundle: Bundle, api: ModuleType | None = None) -> None:
         self.api = api if api is not None else import_mvnc()
         self.version = api_version(self.api)
-        self.blob = bundle.path("ncs_graph").read_bytes()
+        self.blob = bundle.artifact("ncs_graph")
         h, w, _ = bundle.input_size
         self.input_hw = (h, w)
         self.input_dtype = np.float16 if self.version == 1 else np.float32

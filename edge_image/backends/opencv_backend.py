@@ -18,7 +18,7 @@ import numpy as np
 from edge_image.backends import BackendError, layout_from_shape
 from edge_image.decode import Layout
 from edge_image.errors import UserError
-from edge_image.manifest import Bundle
+from edge_image.manifest import Bundle, companion
 from edge_image.preprocess import InputLayout
 
 log = logging.getLogger(__name__)
@@ -30,25 +30,36 @@ def _read_net(bundle: Bundle) -> tuple[cv2.dnn.Net, str, InputLayout]:
     Tries ONNX, the TF ``.pb``, the OpenVINO IR (needs OpenCV's OpenVINO plugin) and, where
     the importer exists (OpenCV 4.x), the darknet cfg/weights; the first that loads wins.
     """
+
+    def buf(rel: str) -> np.ndarray:
+        return np.frombuffer(bundle.read(rel), dtype=np.uint8)
+
+    def art(kind: str) -> np.ndarray:
+        return buf(bundle.artifacts[kind])
+
+    # Every reader gets the bytes Bundle.read hashed, never a path OpenCV would open again.
     readers: list[tuple[str, InputLayout, Callable[[], cv2.dnn.Net]]] = [
-        ("onnx", "nhwc", lambda: cv2.dnn.readNetFromONNX(str(bundle.path("onnx")))),
-        ("pb", "nchw", lambda: cv2.dnn.readNetFromTensorflow(str(bundle.path("pb")))),
+        ("onnx", "nhwc", lambda: cv2.dnn.readNetFromONNX(art("onnx"))),
+        ("pb", "nchw", lambda: cv2.dnn.readNetFromTensorflow(art("pb"))),
     ]
     if hasattr(cv2.dnn, "readNetFromModelOptimizer"):
-        xml = bundle.root / bundle.artifacts.get("openvino", "")
         readers.append(
             (
                 "openvino",
                 "nhwc",
-                lambda: cv2.dnn.readNetFromModelOptimizer(str(xml), str(xml.with_suffix(".bin"))),
+                lambda: cv2.dnn.readNetFromModelOptimizer(
+                    art("openvino"), buf(str(companion("openvino", bundle.artifacts["openvino"])))
+                ),
             )
         )
     if hasattr(cv2.dnn, "readNetFromDarknet"):
-        cfg, weights = (
-            bundle.root / bundle.artifacts.get("darknet_cfg", ""),
-            bundle.root / bundle.artifacts.get("darknet_weights", ""),
+        readers.append(
+            (
+                "darknet_cfg",
+                "nchw",
+                lambda: cv2.dnn.readNetFromDarknet(art("darknet_cfg"), art("darknet_weights")),
+            )
         )
-        readers.append(("darknet_cfg", "nchw", lambda: cv2.dnn.readNetFromDarknet(str(cfg), str(weights))))
     problems = []
     for kind, layout, read in readers:
         if not bundle.has(kind):

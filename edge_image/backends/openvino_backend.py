@@ -8,27 +8,26 @@ MYRIAD (NCS / NCS2) exists only in OpenVINO 2022.3 and older (on a Raspberry Pi:
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 
 from edge_image.backends import BackendError, layout_from_shape
 from edge_image.decode import Layout
 from edge_image.errors import UserError
-from edge_image.manifest import Bundle
+from edge_image.manifest import Bundle, companion
 from edge_image.preprocess import InputLayout
 
 log = logging.getLogger(__name__)
 
 
-def model_file(bundle: Bundle, device: str) -> Path:
+def model_kind(bundle: Bundle, device: str) -> str:
     """IR FP16 for MYRIAD, IR FP32 otherwise, ONNX when the bundle has no IR."""
     order = (
         ("openvino_fp16", "openvino", "onnx") if device == "MYRIAD" else ("openvino", "onnx", "openvino_fp16")
     )
     for kind in order:
         if bundle.has(kind):
-            return bundle.path(kind)
+            return kind
     raise UserError(f"{bundle.root}: no OpenVINO IR or ONNX artifact in the bundle")
 
 
@@ -52,8 +51,11 @@ class OpenVinoBackend:
                 f"backend.device: OpenVINO {ov.__version__} has no {device} plugin here "
                 f"(available: {', '.join(available) or 'none'}); MYRIAD needs OpenVINO <= 2022.3"
             )
-        self.path = model_file(bundle, device)
-        model = self.core.read_model(str(self.path))
+        kind = model_kind(bundle, device)
+        self.path = bundle.path(kind)
+        # the bytes Bundle.read hashed, not a path OpenVINO would open again (weights: the IR's .bin)
+        weights = companion(kind, bundle.artifacts[kind])
+        model = self.core.read_model(bundle.artifact(kind), b"" if weights is None else bundle.read(weights))
         if len(model.inputs) != 1:
             raise UserError(f"{self.path}: expected one input, the model has {len(model.inputs)}")
         in_shape = [int(d) for d in model.inputs[0].get_partial_shape().get_min_shape()]

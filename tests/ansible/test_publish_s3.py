@@ -18,8 +18,8 @@ import pytest
 import yaml
 from moto.server import ThreadedMotoServer
 
-from edge_image.manifest import build_manifest, write_manifest
 from tests.ansible.runner import REPO, VENV_BIN, run_playbook
+from tests.fixtures.bundle import logo_bundle
 from training_scripts.emulation.edge_node import free_port
 
 REGION = "us-east-1"
@@ -43,27 +43,6 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     client.create_bucket(Bucket=BUCKET)
     yield client
     server.stop()
-
-
-def _bundle(root: Path, version: str) -> Path:
-    root.mkdir(parents=True)
-    (root / "obj.names").write_text("logo\n")
-    write_manifest(
-        root,
-        build_manifest(
-            root,
-            name="m",
-            version=version,
-            classes=["logo"],
-            anchors=[1.0, 1.0],
-            input_size=[32, 32, 3],
-            artifacts={"names": "obj.names"},
-            source_checkpoint=None,
-            metrics=None,
-            tool_versions={},
-        ),
-    )
-    return root
 
 
 def _publish(tmp_path: Path, bundle: Path, **extra: object):  # type: ignore[no-untyped-def]
@@ -97,7 +76,7 @@ def _publish(tmp_path: Path, bundle: Path, **extra: object):  # type: ignore[no-
 
 
 def test_release_is_a_controller_side_copy_and_can_be_held_back(s3, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    first = _bundle(tmp_path / "v1", "v1")
+    first = logo_bundle(tmp_path / "v1", "v1")
     run = _publish(tmp_path, first)
     assert run.returncode == 0, run.output[-4000:]
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
@@ -110,7 +89,7 @@ def test_release_is_a_controller_side_copy_and_can_be_held_back(s3, tmp_path: Pa
     assert pointer["archive_sha256"] == hashlib.sha256(archive).hexdigest()
 
     # a version published without the release: uploaded, but latest still names v1
-    second = _bundle(tmp_path / "v2", "v2")
+    second = logo_bundle(tmp_path / "v2", "v2")
     run = _publish(tmp_path, second, publish_release=False)
     assert run.returncode == 0, run.output[-4000:]
     assert s3.head_object(Bucket=BUCKET, Key="models/m/v2.tar.gz")["ContentLength"] > 0

@@ -12,20 +12,26 @@ from __future__ import annotations
 
 import configparser
 import hashlib
+import http.client
 import io
+import ipaddress
 import json
 import platform
 import shutil
+import ssl
 import tarfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
+from cryptography import x509
 
 from edge_image.manifest import build_manifest, write_manifest
+from edge_image.signing import key_id, signature_document
 from tests.ansible_edge.helpers import (
     EDGE_PLAYBOOK,
     PLAYBOOKS,
@@ -35,8 +41,10 @@ from tests.ansible_edge.helpers import (
     write_inventory,
 )
 from tests.ansible_edge.rootfs import Chroot, rootfs_tarball
+from tests.fixtures import signing
 from training_scripts.emulation.edge_node import free_port, http_get
 from training_scripts.export.archive import pack_bundle
+from training_scripts.export.signing import FileSigner, generate_key, sign_bundle
 
 pytestmark = pytest.mark.slow
 
@@ -82,8 +90,8 @@ class EdgeNode:
 
 
 def _derived_bundle(source: Path, dest: Path, version: str, *, break_models: bool) -> Path:
-    """A copy of ``source`` under a new version with a consistent manifest; with
-    ``break_models`` every model file is replaced by garbage (checksums still match)."""
+    """A copy of ``source`` under a new version with a consistent, signed manifest; with
+    ``break_models`` every model file is replaced by garbage (checksums and signature still match)."""
     shutil.copytree(source, dest)
     manifest = json.loads((dest / "manifest.json").read_text())
     if break_models:
@@ -106,7 +114,7 @@ def _derived_bundle(source: Path, dest: Path, version: str, *, break_models: boo
         output_layout=manifest.get("output_layout", "hwc"),
     )
     write_manifest(dest, rebuilt)
-    return dest
+    return signing.sign(dest)
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +151,7 @@ def edge_node(
                     "ansible_python_interpreter": "/usr/bin/python3",
                     "edge_base_raspberry_pi": True,
                     "edge_service_model_local_path": str(model_bundle),
+                    "edge_service_trusted_keys": [str(signing.public_key())],
                     "edge_service_source": {"kind": "video", "path": VIDEO_IN_CHROOT, "loop": True},
                     "edge_service_backend": {"kind": "auto", "device": "CPU"},
                     "edge_service_server_port": port,
@@ -206,7 +215,13 @@ def test_first_run_provisions_the_node(edge_node: EdgeNode) -> None:
     config = yaml.safe_load(chroot.path("/etc/edge-image/config.yml").read_text())
     assert config["model"]["bundle"] == "/opt/edge-image/models/current"
     assert config["source"] == {"kind": "video", "path": VIDEO_IN_CHROOT, "loop": True}
-    assert config["server"] == {"host": "127.0.0.1", "port": edge_node.port}
+    assert config["server"] == {
+        "host": "127.0.0.1",
+        "port": edge_node.port,
+        "allowed_hosts": [],
+        "max_connections": 64,
+        "request_timeout_s": 10.0,
+    }
     check = chroot.run(
         venv_python, "-m", "edge_image", "check-config", "--config", "/etc/edge-image/config.yml"
     )
@@ -265,7 +280,7 @@ def test_second_run_changes_nothing(edge_node: EdgeNode) -> None:
     run = edge_node.play()
     assert run.returncode == 0, run.output[-5000:]
     counts = run.counts(edge_node.host)
-    assert counts["changed"] == 0, [line for line in run.output.splitlines() if line.startswith("changed:")]
+    assert counts["changed"] == 0, run.changed_tasks()
     assert counts["failed"] == 0
     assert edge_node.chroot.path("/run/edge-image.pid").read_text() == pid, "the service was restarted"
 
@@ -315,6 +330,89 @@ def test_bundle_with_wrong_checksum_is_refused(edge_node: EdgeNode, tmp_path: Pa
     assert edge_node.current() == edge_node.version
     assert not edge_node.chroot.path(f"/opt/edge-image/models/{version}").exists()
     assert edge_node.healthz()["ok"] is True
+
+
+@pytest.mark.parametrize("attack", ["unsigned", "foreign-key"])
+def test_bundle_without_a_trusted_signature_is_refused_before_copying(
+    edge_node: EdgeNode, tmp_path: Path, attack: str
+) -> None:
+    """A consistent bundle (every checksum right) that the trusted key did not sign: refused on the
+    controller, nothing copied; the deployed model keeps serving."""
+    version = f"{edge_node.version}-{attack}"
+    bundle = _derived_bundle(edge_node.bundle, tmp_path / attack, version, break_models=False)
+    if attack == "unsigned":
+        (bundle / "manifest.sig").unlink()
+        expected = "unsigned bundle (no manifest.sig)"
+    else:
+        other = FileSigner(generate_key(tmp_path / "other-key")[0])
+        sign_bundle(bundle, other)
+        expected = f"signed by key {key_id(other.public_key())}, which is not trusted"
+    run = edge_node.play(
+        PLAYBOOKS / "role.yml",
+        extra_vars={"role_under_test": "edge_service", "edge_service_model_local_path": str(bundle)},
+    )
+    assert run.returncode != 0
+    assert expected in run.output, run.output[-4000:]
+    assert "TASK [edge_service : Copy the bundle's files" not in run.output
+    assert not edge_node.chroot.path(f"/opt/edge-image/models/{version}").exists()
+    assert edge_node.current() == edge_node.version and edge_node.healthz()["ok"] is True
+
+
+def _crafted_archive(bundle: Path, path: Path, version: str, evil: dict[str, object]) -> Path:
+    """An archive of ``bundle`` whose manifest also lists ``evil`` (and carries it as a member), made
+    by hand (``training_scripts pack`` refuses to make one) and signed with the trusted key: a
+    compromised signer, so that only the structure check stands between it and the node."""
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["version"] = version
+    manifest["files"].append(evil)
+    members = {
+        f"{version}/{e['path']}": (bundle / str(e["path"])).read_bytes() for e in manifest["files"][:-1]
+    }
+    members[f"{version}/{evil['path']}"] = b"* * * * * root /bin/sh -c 'id > /tmp/owned'\n"
+    manifest_bytes = json.dumps(manifest).encode()
+    members[f"{version}/manifest.json"] = manifest_bytes
+    signer = FileSigner(signing.private_key())
+    members[f"{version}/manifest.sig"] = signature_document(
+        signer.algorithm, key_id(signer.public_key()), signer.sign(manifest_bytes)
+    )
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            entry = tarfile.TarInfo(name)
+            entry.size, entry.mode = len(data), 0o644
+            tar.addfile(entry, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "evil_path",
+    ["../../../../../etc/cron.d/edge-evil", "/root/.ssh/id_ed25519"],
+    ids=["traversing-path", "controller-file"],
+)
+def test_crafted_archive_writes_nothing_on_the_node(
+    edge_node: EdgeNode, tmp_path: Path, evil_path: str
+) -> None:
+    """Issue 16's attack: manifest paths that climb out of the models directory (written as root on the
+    Pi) or name a controller file (copied to every Pi). The controller-side check refuses the archive
+    before any task reads it for copying or creates anything on the node."""
+    version = f"{edge_node.version}-crafted"
+    evil = {"path": evil_path, "sha256": "0" * 64, "bytes": 46}
+    archive = _crafted_archive(edge_node.bundle, tmp_path / "crafted.tar.gz", version, evil)
+    models = edge_node.chroot.path("/opt/edge-image/models")
+    before = sorted(p.name for p in models.iterdir())
+    run = edge_node.play(
+        PLAYBOOKS / "role.yml",
+        extra_vars={"role_under_test": "edge_service", "edge_service_model_local_path": str(archive)},
+    )
+    assert run.returncode != 0
+    assert "TASK [edge_service : Check the bundle on the controller before any of it is copied]" in run.output
+    assert "not a relative path inside the bundle" in run.output, run.output[-4000:]
+    # no task after the check ran: nothing created, nothing copied
+    assert "TASK [edge_service : Create the model directories" not in run.output
+    assert "TASK [edge_service : Copy the bundle's files" not in run.output
+    assert sorted(p.name for p in models.iterdir()) == before
+    assert not edge_node.chroot.path("/etc/cron.d/edge-evil").exists()
+    assert not edge_node.chroot.path(f"/opt/edge-image/models/{version}").exists()
+    assert edge_node.current() == edge_node.version and edge_node.healthz()["ok"] is True
 
 
 def _firmware_archive(path: Path, version: str, arch: str) -> bytes:
@@ -369,3 +467,35 @@ def test_openvino_archive_unreachable(edge_node: EdgeNode) -> None:
     assert run.returncode != 0
     assert f"OpenVINO runtime archive unreachable: {url}" in run.output, run.output[-4000:]
     assert not edge_node.chroot.path("/opt/intel/openvino_2022").exists()
+
+
+def test_https_certificate_made_on_the_node_is_the_one_served(edge_node: EdgeNode) -> None:
+    """edge_service_tls=self_signed: a key made on the node (0640 root:edge), a certificate for
+    loopback and the node's names, HTTPS that verifies against exactly it, no plain HTTP, and a
+    second run that changes nothing (the certificate is not remade). Last: the service stays on
+    HTTPS."""
+    tls = {"edge_service_tls": "self_signed"}
+    run = edge_node.play(extra_vars=tls)
+    assert run.returncode == 0, run.output[-5000:]
+    cert_path = edge_node.chroot.path("/etc/edge-image/tls/service.crt")
+    key_path = edge_node.chroot.path("/etc/edge-image/tls/service.key")
+    key_stat = key_path.stat()
+    edge_gid = int(edge_node.chroot.run("id", "-g", "edge").stdout)
+    assert (key_stat.st_mode & 0o777, key_stat.st_uid, key_stat.st_gid) == (0o640, 0, edge_gid)
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    hostname = edge_node.chroot.run("hostname").stdout.strip()
+    assert ipaddress.ip_address("127.0.0.1") in names.get_values_for_type(x509.IPAddress)
+    assert {hostname, f"{hostname}.local"} <= set(names.get_values_for_type(x509.DNSName))
+
+    context = ssl.create_default_context(cafile=str(cert_path))
+    url = f"https://127.0.0.1:{edge_node.port}/healthz"
+    with urllib.request.urlopen(url, context=context, timeout=10) as response:
+        assert response.status == 200 and json.loads(response.read())["ok"] is True
+    with pytest.raises((OSError, http.client.HTTPException)):
+        http_get(f"http://127.0.0.1:{edge_node.port}/healthz")
+
+    again = edge_node.play(extra_vars=tls)
+    assert again.returncode == 0, again.output[-5000:]
+    assert again.counts(edge_node.host)["changed"] == 0, again.changed_tasks()
+    assert x509.load_pem_x509_certificate(cert_path.read_bytes()) == cert

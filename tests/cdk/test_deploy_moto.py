@@ -79,8 +79,20 @@ def test_stacks_deploy_with_expected_resources(synthesized: Synthesized, aws_env
         for s in document["Statement"]
         for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])
     }
-    assert all(r == f"arn:aws:s3:::{bucket}" or r.startswith(f"arn:aws:s3:::{bucket}/") for r in resources)
-    _assert_training_host_rights(IAMPolicy(json.dumps(document)), bucket)
+    kms = boto3.client("kms", region_name=REGION)
+    aliases = {a["AliasName"]: a["TargetKeyId"] for a in kms.list_aliases()["Aliases"]}
+    (key_arn,) = [r for r in resources if r.startswith("arn:aws:kms:")]
+    assert key_arn.split("/")[-1] == aliases["alias/edgeyolo-dev-bundles"].split("/")[-1]
+    assert all(
+        r in (f"arn:aws:s3:::{bucket}", key_arn) or r.startswith(f"arn:aws:s3:::{bucket}/") for r in resources
+    )
+    policy = IAMPolicy(json.dumps(document))
+    _assert_training_host_rights(policy, bucket)
+    # the host signs bundles with the stack's KMS key, and does nothing else with KMS
+    allowed = {a for a in ("kms:Sign", "kms:GetPublicKey", "kms:Decrypt", "kms:ScheduleKeyDeletion")
+               if policy.is_action_permitted(a, key_arn) == PermissionResult.PERMITTED}  # fmt: skip
+    assert allowed == {"kms:Sign", "kms:GetPublicKey"}
+    assert role["RoleName"] == "edgeyolo-dev-training-host"  # the key policy's Deny names it by ARN
 
     # moto's CloudFormation has no AWS::CloudWatch::Alarm model: it records the resource (with an empty
     # type) without creating an alarm, so the alarm is asserted on the template

@@ -168,11 +168,13 @@ def test_role_has_ssm_core_and_the_bucket_only(synthesized: Synthesized) -> None
     assert "AmazonSSMManagedInstanceCore" in managed
     assert len(role["Properties"]["ManagedPolicyArns"]) == 1
     (policy,) = training.find_resources("AWS::IAM::Policy").values()
-    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    everything = policy["Properties"]["PolicyDocument"]["Statement"]
     actions = {
-        a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+        a for s in everything for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
     }
-    assert all(a.startswith("s3:") for a in actions)
+    # S3 on the bucket, and signing bundles with the Artifacts stack's KMS key: nothing else
+    assert {a for a in actions if not a.startswith("s3:")} == {"kms:Sign", "kms:GetPublicKey"}
+    statements = [s for s in everything if "kms:" not in json.dumps(s["Action"])]
     # every resource is the artifact bucket's ARN or an object ARN under it, imported from the Artifacts
     # stack: find the export whose value is the ARN of the versioned bucket (by properties, not by name)
     artifacts = _template(synthesized, "-Artifacts").to_json()
@@ -340,3 +342,21 @@ def test_variant_spot_ssh_budget_throwaway(synthesized_variant: Synthesized) -> 
             ),
         },
     )
+
+
+def test_signing_key_signs_for_the_training_host_only(synthesized: Synthesized) -> None:
+    artifacts = _template(synthesized, "-Artifacts")
+    (key,) = artifacts.find_resources("AWS::KMS::Key").values()
+    props = key["Properties"]
+    assert (props["KeySpec"], props["KeyUsage"]) == ("ECC_NIST_P256", "SIGN_VERIFY")
+    assert key["DeletionPolicy"] == "Retain"  # bundles signed with it stay verifiable
+    statements = {s["Sid"]: s for s in props["KeyPolicy"]["Statement"]}
+    assert "kms:Sign" not in statements["AdministerButNotSign"]["Action"]
+    deny = statements["OnlyTheTrainingHostSigns"]
+    assert (deny["Effect"], deny["Action"], deny["Principal"]) == ("Deny", "kms:Sign", {"AWS": "*"})
+    arn = json.dumps(deny["Condition"]["StringNotEquals"]["aws:PrincipalArn"])
+    assert ":role/edgeyolo-dev-training-host" in arn
+    training = _template(synthesized, "-Training")
+    (role,) = training.find_resources("AWS::IAM::Role").values()
+    assert role["Properties"]["RoleName"] == "edgeyolo-dev-training-host"
+    assert training.to_json()["Outputs"]["SigningKey"]["Value"] == "alias/edgeyolo-dev-bundles"

@@ -18,13 +18,15 @@ import numpy as np
 
 from edge_image.decode import VOC_TINY_ANCHORS, RegionSpec
 from edge_image.manifest import build_manifest, write_manifest
+from tests.fixtures import signing
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLASSES = ("apple", "banana", "cherry")
 
 
 def make_bundle(root: Path, files: dict[str, bytes], artifacts: dict[str, str], version: str = "1") -> Path:
-    """Write ``files`` and a manifest listing them into ``root`` (a bundle with 3 classes)."""
+    """Write ``files`` and a manifest listing them into ``root`` (a bundle with 3 classes), signed with
+    the test key (tests/fixtures/signing.py)."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "obj.names").write_text("\n".join(CLASSES) + "\n")
     for name, data in files.items():
@@ -35,7 +37,7 @@ def make_bundle(root: Path, files: dict[str, bytes], artifacts: dict[str, str], 
         metrics=None, tool_versions={"test": "1"},
     )  # fmt: skip
     write_manifest(root, manifest)
-    return root
+    return signing.sign(root)
 
 
 def one_object_output(

@@ -134,3 +134,17 @@ def test_stream_credentials_never_reach_status_or_logs() -> None:
         parse_config(plain, where="c", base=Path("/")).source.describe()
         == "stream http://cam.local/video.mjpg"
     )
+
+
+def test_trusted_keys_accept_a_path_or_a_list_and_refuse_the_rest() -> None:
+    one = parse_config(
+        {**BASE, "model": {"bundle": "m", "trusted_keys": "keys"}}, where="c.yml", base=Path("/etc/e")
+    )
+    assert one.model.trusted_keys == (Path("/etc/e/keys"),) and one.model.allow_unsigned is False
+    two = parse_config(
+        {**BASE, "model": {"bundle": "m", "trusted_keys": ["/a.pem", "/b.pem"]}}, where="c.yml"
+    )
+    assert two.model.trusted_keys == (Path("/a.pem"), Path("/b.pem"))
+    assert parse_config(BASE, where="c.yml").model.trusted_keys == (Path("/etc/edge-image/trusted-keys"),)
+    with pytest.raises(UserError, match=r"c\.yml: model\.trusted_keys: must be a path or a non-empty list"):
+        parse_config({**BASE, "model": {"bundle": "m", "trusted_keys": []}}, where="c.yml")

@@ -16,11 +16,13 @@ from edge_image.backends import BackendError, resolve_kind
 from edge_image.backends.ncs import MvncBackend, api_version
 from edge_image.config import BackendConfig, parse_config
 from edge_image.decode import decode
+from edge_image.errors import UserError
 from edge_image.manifest import Bundle, load_bundle
 from edge_image.metrics import Metrics
 from edge_image.pipeline import Pipeline
 from tests.edge import fake_mvnc
 from tests.edge.helpers import make_bundle, one_object_output, write_images
+from tests.fixtures import signing
 
 V1_ORDER = ["EnumerateDevices", "Device", "OpenDevice", "AllocateGraph"]
 V2_ORDER = ["enumerate_devices", "Device", "Device.open", "Graph", "Graph.allocate_with_fifos"]
@@ -74,6 +76,16 @@ def test_contract_infer_and_release_in_order(version: int, ncs_bundle: Bundle) -
             "Device.destroy",
         ]
     assert api.api.open_devices == 0
+
+
+def test_graph_swapped_after_verification_is_never_allocated(ncs_bundle: Bundle) -> None:
+    """The blob sent to the stick is the bytes that were hashed: a graph replaced (same size)
+    after load_bundle verified it is refused before the device is touched."""
+    api = _fake(2, ncs_bundle)
+    (ncs_bundle.root / "model.graph").write_bytes(b"\x02evil-blob!" * 64)
+    with pytest.raises(UserError, match=r"model\.graph: sha256 mismatch"):
+        MvncBackend(ncs_bundle, api=api)
+    assert api.api.calls == []
 
 
 def test_v1_rejects_float32_tensor(ncs_bundle: Bundle) -> None:
@@ -149,7 +161,11 @@ def test_pipeline_reopens_stick_after_unplug(version: int, ncs_bundle: Bundle, t
     images = write_images(tmp_path / "frames", 3)
     config = parse_config(
         {
-            "model": {"bundle": str(ncs_bundle.root), "watch": False},
+            "model": {
+                "bundle": str(ncs_bundle.root),
+                "watch": False,
+                "trusted_keys": str(signing.public_key()),
+            },
             "source": {"kind": "folder", "path": str(images), "loop": True},
             "backend": {"kind": "mvnc", "reopen": {"initial": 0.05, "max": 0.1}},
         },
@@ -198,7 +214,11 @@ def test_service_starts_without_stick_and_picks_it_up_later(ncs_bundle: Bundle, 
     images = write_images(tmp_path / "frames", 2)
     config = parse_config(
         {
-            "model": {"bundle": str(ncs_bundle.root), "watch": False},
+            "model": {
+                "bundle": str(ncs_bundle.root),
+                "watch": False,
+                "trusted_keys": str(signing.public_key()),
+            },
             "source": {"kind": "folder", "path": str(images), "loop": True},
             "backend": {"kind": "mvnc", "reopen": {"initial": 0.05, "max": 0.1}},
         },

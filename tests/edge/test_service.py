@@ -4,6 +4,7 @@ headless Chromium, camera loss, and corrupt-model refusal."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import statistics
 import subprocess
@@ -21,9 +22,11 @@ from edge_image.backends import open_backend
 from edge_image.config import BackendConfig
 from edge_image.decode import decode
 from edge_image.draw import class_colour
-from edge_image.manifest import build_manifest, load_bundle, write_manifest
+from edge_image.errors import UserError
+from edge_image.manifest import build_manifest, companion, load_bundle, write_manifest
 from edge_image.preprocess import preprocess
 from tests.edge.helpers import REPO_ROOT, ServiceProcess, free_port, get_json, http, metric, scrape, wait_for
+from tests.fixtures import signing
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +72,12 @@ def write_config(
     tmp: Path, bundle: Path, source: dict[str, Any], backend: str, thresh: float, **extra: Any
 ) -> Path:
     doc = {
-        "model": {"bundle": str(bundle), "thresh": round(thresh, 6), "watch": False},
+        "model": {
+            "bundle": str(bundle),
+            "thresh": round(thresh, 6),
+            "watch": False,
+            "trusted_keys": str(signing.public_key()),
+        },
         "source": source,
         "backend": {"kind": backend, "threads": 1},
         "server": {"port": free_port()},
@@ -79,6 +87,12 @@ def write_config(
     path = tmp / f"config-{backend}.yml"
     path.write_text(yaml.safe_dump(doc))
     return path
+
+
+def reload(url: str) -> tuple[int, Any]:
+    """POST /api/reload as the page would (JSON, same origin): (status, answer)."""
+    headers = {"Content-Type": "application/json"}
+    return get_json(url + "/api/reload", method="POST", body=b"{}", headers=headers, timeout=60)
 
 
 def start(config: Path, tmp: Path) -> tuple[ServiceProcess, str]:
@@ -185,7 +199,7 @@ def test_openvino_service_page_in_browser_and_reload_refusal(
         damaged = bytearray(original)
         damaged[len(damaged) // 2] ^= 0xFF
         weights.write_bytes(bytes(damaged))
-        status, result_doc = get_json(url + "/api/reload", method="POST", body=b"{}", timeout=60)
+        status, result_doc = reload(url)
         assert status == 409 and f"{weights.name}: sha256 mismatch" in result_doc["error"]
         model_before = get_json(url + "/api/detections")[1]["model"]
         first = scrape(url, "edge_frames_total")
@@ -207,7 +221,7 @@ def test_openvino_service_page_in_browser_and_reload_refusal(
             )
 
         weights.write_bytes(original)
-        status, result_doc = get_json(url + "/api/reload", method="POST", timeout=60)
+        status, result_doc = reload(url)
         assert status == 200 and result_doc["ok"], result_doc
     finally:
         rc = svc.stop()
@@ -246,6 +260,23 @@ def test_video_deleted_then_restored_reconnects(
         rc = svc.stop()
     assert rc == 0, svc.log()[-3000:]
     assert "source reconnected" in svc.log()
+
+
+@pytest.mark.parametrize("kind", ["opencv", "openvino"])
+def test_model_swapped_after_verification_is_not_loaded(
+    kind: str, model_bundle: Path, tmp_path: Path
+) -> None:
+    """Backends load the bytes Bundle.read hashed, never the path again: a model file (ONNX for
+    OpenCV, the IR's .bin weights for OpenVINO) replaced by same-sized bytes after load_bundle
+    verified the bundle is refused with the file named, not run."""
+    root = Path(shutil.copytree(model_bundle, tmp_path / "bundle"))
+    bundle = load_bundle(root)
+    ir = bundle.artifacts["openvino"]
+    target = root / str(bundle.artifacts["onnx"] if kind == "opencv" else companion("openvino", ir))
+    data = target.read_bytes()
+    target.write_bytes(data[::-1])
+    with pytest.raises(UserError, match=rf"{re.escape(target.name)}: sha256 mismatch"):
+        open_backend(kind, BackendConfig(kind=kind), bundle)
 
 
 def test_opencv_reads_the_pb_when_there_is_no_onnx(

@@ -34,8 +34,24 @@ from tests.edge.helpers import (
     wait_for,
     write_images,
 )
+from tests.fixtures import signing
 
 TOKEN = "0123456789abcdef-token"
+JSON = {"Content-Type": "application/json"}
+
+
+def http_no_redirect(url: str, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    """One GET without following redirects; the http.client response (read)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""), headers=headers or {})
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    return response
 
 
 class Running:
@@ -98,7 +114,7 @@ def running(
 
 def config_for(tmp_path: Path, bundle: Path, source: dict[str, Any], **extra: Any) -> ServiceConfig:
     doc = {
-        "model": {"bundle": str(bundle), "watch_interval": 0.2},
+        "model": {"bundle": str(bundle), "watch_interval": 0.2, "trusted_keys": str(signing.public_key())},
         "source": source,
         "backend": {"kind": "opencv", "reopen": {"initial": 0.05, "max": 0.2}},
         "server": {"port": 0},
@@ -129,22 +145,33 @@ def test_endpoints_token_and_metrics(
         auth = {"Authorization": f"Bearer {TOKEN}"}
         svc.auth = auth
         wait_for(
-            lambda: get_json(svc.url + f"/api/detections?token={TOKEN}")[1]["detections"], 20, "detections"
+            lambda: get_json(svc.url + "/api/detections", headers=auth)[1]["detections"], 20, "detections"
         )
         assert http(svc.url + "/api/detections")[0] == 401
         assert http(svc.url + "/metrics", headers={"Authorization": "Bearer wrong-token-1234567"})[0] == 401
-        status, doc = get_json(svc.url + f"/api/detections?token={TOKEN}")
+        # the scheme is case-insensitive (RFC 9110); a token in a polled URL is not accepted
+        assert http(svc.url + "/metrics", headers={"Authorization": f"bearer {TOKEN}"})[0] == 200
+        assert http(svc.url + f"/api/detections?token={TOKEN}")[0] == 401
+        status, doc = get_json(svc.url + "/api/detections", headers=auth)
         assert status == 200 and doc["status"]["state"] == "running"
         det = doc["detections"][0]
         assert det["label"] == "apple" and det["score"] > 0.9
         x1, y1, x2, y2 = det["box"]
         assert x1 < 160 < x2 and y1 < 120 < y2  # centre cell (6, 6) of a 320x240 frame
         assert doc["model"] == "fake-tiny-yolo 1" and set(doc["latency_ms"]) >= {"capture", "infer", "decode"}
-        page = http(svc.url + f"/?token={TOKEN}")[1].decode()
-        assert "stream.mjpg" in page and "api/detections" in page
-        # the access log records the polls, but never the token the page passes in the query
+        # /?token= once: the token becomes an HttpOnly SameSite=Strict cookie, the address loses it
+        login = http_no_redirect(svc.url + f"/?token={TOKEN}")
+        assert login.status == 303 and login.getheader("Location") == "/"
+        cookie = login.getheader("Set-Cookie")
+        assert (
+            cookie.startswith(f"edge_token={TOKEN};") and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        )
+        page = http(svc.url + "/", headers={"Cookie": f"edge_token={TOKEN}"})[1].decode()
+        assert "stream.mjpg" in page and "api/detections" in page and "location.search" not in page
+        assert http(svc.url + "/api/detections", headers={"Cookie": f"edge_token={TOKEN}"})[0] == 200
+        # the access log never has the token, not even the refused ?token= above
         access = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
-        assert any('/api/detections?token=*** HTTP/1.1" 200' in line for line in access), access[:5]
+        assert any('/api/detections?token=*** HTTP/1.1" 401' in line for line in access), access[:5]
         assert not any(TOKEN in line for line in access)
         first = metric(svc.metrics(), "edge_frames_total")
         status, body, _ = http(svc.url + "/snapshot.jpg", headers=auth)
@@ -175,7 +202,7 @@ def test_reload_refuses_corrupt_bundle_and_keeps_serving(tmp_path: Path, bundle:
     with running(config, backends) as svc:
         wait_for(lambda: http(svc.url + "/healthz")[0] == 200, 20, "healthy")
         (bundle / "model.onnx").write_bytes(b"onnx-bytes-v2")  # same size, different bytes
-        status, result = get_json(svc.url + "/api/reload", method="POST")
+        status, result = get_json(svc.url + "/api/reload", method="POST", body=b"{}", headers=JSON)
         assert status == 409 and not result["ok"]
         assert "model.onnx: sha256 mismatch" in result["error"] and result["kept"] == "fake-tiny-yolo 1"
         # the watcher sees a changed manifest too: a broken one is refused the same way

@@ -88,6 +88,14 @@ def test_flipped_byte_is_refused(tmp_path: Path) -> None:
     load_bundle(root, verify=False)  # the manifest itself is still fine
 
 
+def _swap_for_link(path: Path) -> None:
+    """Replace ``path`` by a symlink to a copy of it outside the bundle."""
+    elsewhere = path.parent.parent / f"elsewhere-{path.name}"
+    elsewhere.write_bytes(path.read_bytes())
+    path.unlink()
+    path.symlink_to(elsewhere)
+
+
 @pytest.mark.parametrize(
     ("action", "expected"),
     [
@@ -102,6 +110,8 @@ def test_flipped_byte_is_refused(tmp_path: Path) -> None:
             lambda r: (r / MANIFEST_NAME).write_text("{\n  oops"),
             r"manifest\.json: line 2 column 3: invalid JSON",
         ),
+        # a listed file swapped for a link to a file elsewhere (same bytes: only lstat notices)
+        (lambda r: _swap_for_link(r / "model.xml"), r"model\.xml: a symlink in the bundle"),
     ],
 )
 def test_file_problems_name_the_file(tmp_path: Path, action, expected: str) -> None:  # type: ignore[no-untyped-def]
@@ -124,6 +134,10 @@ def test_file_problems_name_the_file(tmp_path: Path, action, expected: str) -> N
         (lambda m: m["artifacts"].update(tflite="model.onnx"), r"field 'artifacts\.tflite': unknown kind"),
         (lambda m: m["artifacts"].update(pb="model.pb"), r"field 'artifacts\.pb': 'model\.pb' is not listed"),
         (lambda m: m["files"][0].update(path="../evil"), r"field 'files\[0\]\.path': not a relative path"),
+        (lambda m: m["files"][0].update(path="/etc/passwd"), r"field 'files\[0\]\.path': not a relative"),
+        (lambda m: m.update(version="../../etc"), r"field 'version': '\.\./\.\./etc' must be letters"),
+        (lambda m: m.update(version="-rf"), r"field 'version': '-rf' must be letters"),
+        (lambda m: m.update(version="v" * 129), r"field 'version': 'v+' must be letters"),
         (
             lambda m: m["files"][1].update(sha256="XYZ"),
             r"field 'files\[1\]\.sha256': must be 64 lowercase hex",
@@ -161,7 +175,7 @@ def test_build_refuses_an_unknown_kind(tmp_path: Path) -> None:
 def test_edge_module_stays_light() -> None:
     code = (
         "import sys, edge_image.manifest; "
-        "names = ('tensorflow', 'openvino', 'onnx', 'onnxruntime', 'training_scripts'); "
+        "names = ('numpy', 'tensorflow', 'openvino', 'onnx', 'onnxruntime', 'training_scripts'); "
         "heavy = [m for m in names if m in sys.modules]; "
         "print(heavy)"
     )

@@ -28,6 +28,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     source.add_argument("--bundle", type=Path, help="a bundle archive (.tar.gz, from `pack`); needs --sha256")
     p.add_argument("--sha256", default="", help="sha256 of --bundle (what `pack` printed)")
     p.add_argument("--video", type=Path, help="video the service loops over")
+    p.add_argument(
+        "--trusted-key",
+        type=Path,
+        action="append",
+        default=[],
+        help="PEM public key the bundle is signed with (repeatable; make demo's: demo_out/signing/*.pub.pem)",
+    )
     p.add_argument("--cache", type=Path, required=True, help="cache directory (root, apt and pip downloads)")
     p.add_argument("--port", type=int, default=0, help="service port on loopback (default: a free one)")
     p.add_argument(
@@ -75,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("--sha256: the bundle archive's 64-hex-digit sha256 is required with --bundle")
     if not bundle.is_file():
         raise UserError(f"{bundle}: no such bundle archive")
+    if not args.trusted_key:
+        raise UserError(
+            "--trusted-key: required (the bundle's signing public key): nodes refuse unsigned bundles"
+        )
     if not args.video.is_file():
         raise UserError(f"--video: {args.video}: no such file")
     summary = run_emulated_edge(
@@ -84,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         video=args.video.resolve(),
         cache=args.cache.resolve(),
         port=args.port or free_port(),
+        trusted_keys=tuple(k.resolve() for k in args.trusted_key),
         ncsdk_api_version=args.ncsdk_api,
     )
     print(summary.line())

@@ -44,6 +44,8 @@ BOOT_CONFIG = "/boot/firmware/config.txt"
 PIDFILE = "/run/edge-image.pid"
 VENV_PYTHON = "/opt/edge-image/.venv/bin/python"
 LIBMVNC = "/usr/local/lib/libmvnc.so.0"
+#: Frames per second the emulated service processes (edge_service_fps_limit).
+EMULATED_FPS_LIMIT = 3
 VENDOR = REPO.parent / "shared" / "vendor"
 # NCSDK API generation -> the vendored source archive (SHA256SUMS beside it pins it).
 NCSDK_ARCHIVES = {1: "ncsdk-1.12.01.01-api.tar.gz", 2: "ncsdk-2.10.01.01-api.tar.gz"}
@@ -130,12 +132,14 @@ def node_vars(
     bundle: Path,
     bundle_sha256: str,
     port: int,
+    trusted_keys: tuple[Path, ...] = (),
     ncsdk_api_version: int = 2,
     vendor: Path = VENDOR,
     health_retries: int = 90,
 ) -> dict[str, object]:
     """Host vars of the emulated Pi: chroot connection, the Pi's roles as on a real node, NCSDK from
-    the vendored sources without firmware, the bundle archive pinned by its sha256, the video."""
+    the vendored sources without firmware, the bundle archive pinned by its sha256 and signed by one
+    of ``trusted_keys`` (PEM public keys on the controller), the video."""
     source, source_sha256 = vendor_archive(NCSDK_ARCHIVES[ncsdk_api_version], vendor)
     return {
         "ansible_connection": "community.general.chroot",
@@ -149,10 +153,14 @@ def node_vars(
         "ncsdk_firmware_source": "none",
         "edge_service_model_local_path": str(bundle),
         "edge_service_model_sha256": bundle_sha256,
+        "edge_service_trusted_keys": [str(k) for k in trusted_keys],
         "edge_service_source": {"kind": "video", "path": VIDEO_INSIDE, "loop": True},
         "edge_service_backend": {"kind": "auto", "device": "CPU"},
         "edge_service_server_port": port,
         "edge_service_outputs": {"jsonl": "/var/lib/edge-image/detections.jsonl"},
+        # qemu runs the service's inference on one host core as fast as it can; capped, it leaves that
+        # core to the rest of the suite (the summary counts frames, it is not a speed figure).
+        "edge_service_fps_limit": EMULATED_FPS_LIMIT,
         # Emulated ARM runs Python 5-20x slower: the first frame takes a while.
         "edge_service_health_retries": health_retries,
         "edge_service_health_delay": 2,
@@ -332,6 +340,7 @@ def run_emulated_edge(
     video: Path,
     cache: Path,
     port: int,
+    trusted_keys: tuple[Path, ...] = (),
     ncsdk_api_version: int = 2,
     vendor: Path = VENDOR,
     progress: Callable[[str], None] = print,
@@ -345,6 +354,7 @@ def run_emulated_edge(
         bundle=bundle,
         bundle_sha256=bundle_sha256,
         port=port,
+        trusted_keys=trusted_keys,
         ncsdk_api_version=ncsdk_api_version,
         vendor=vendor,
     )

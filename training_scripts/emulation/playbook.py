@@ -40,6 +40,22 @@ class PlaybookRun:
         """The recap's ``changed`` count for ``host``."""
         return self.recap[host]["changed"]
 
+    def changed_tasks(self) -> list[str]:
+        """The names of the tasks that reported ``changed`` (with the item, for loops).
+
+        >>> out = "TASK [r : Copy] ***\\nchanged: [h] => (item=a)\\nTASK [r : Ok] ***\\nok: [h]"
+        >>> PlaybookRun(0, out, {}).changed_tasks()
+        ['r : Copy (item=a)']
+        """
+        task, found = "", []
+        for line in self.output.splitlines():
+            if line.startswith("TASK ["):
+                task = line[len("TASK [") :].partition("]")[0]
+            elif line.startswith("changed:"):
+                item = line.partition("=> ")[2] if "=> (item=" in line else ""
+                found.append(f"{task} {item}".strip() if item else task)
+        return found
+
     def tail(self, lines: int = 80) -> str:
         """The end of the output, for assertion messages."""
         return "\n".join(self.output.splitlines()[-lines:])

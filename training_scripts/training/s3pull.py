@@ -25,10 +25,10 @@ import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from edge_image.manifest import safe_relpath
+from edge_image.manifest import first_symlink, safe_relpath
 from training_scripts.training.spot import split_s3_uri
 
 #: Files of a run directory that only the host's playbook writes.
@@ -51,16 +51,6 @@ class PullResult:
             f"pulled {len(self.downloaded)}, kept {len(self.kept)} newer or current, "
             f"excluded {excluded}, refused {len(self.refused)}"
         )
-
-
-def _under_symlink(root: Path, rel: str) -> bool:
-    """Whether ``root/rel`` or any directory between ``root`` and it is a symlink."""
-    path = root
-    for part in PurePosixPath(rel).parts:
-        path = path / part
-        if path.is_symlink():
-            return True
-    return False
 
 
 def _objects(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
@@ -88,7 +78,7 @@ def pull(
         rel = obj["Key"][len(base) :]
         if not rel or rel.endswith("/"):
             continue  # the console's folder markers
-        if not safe_relpath(rel) or _under_symlink(root, rel):
+        if not safe_relpath(rel) or first_symlink(root, rel) is not None:
             log(f"s3-pull: refused s3://{bucket}/{obj['Key']}: it would leave {root} or follow a symlink")
             result.refused.append(rel)
             continue
