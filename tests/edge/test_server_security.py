@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_image.config import parse_config
+from edge_image.config import ServiceConfig, parse_config
 from edge_image.errors import UserError
 from edge_image.listener import tls_context
 from tests.edge.helpers import get_json, http, make_bundle, metric, wait_for, write_images
@@ -203,14 +203,17 @@ def test_idle_connection_flood_is_capped_with_503(tmp_path: Path, bundle: Path, 
         assert metric(svc.metrics(), "edge_http_connections_refused_total") >= 1
 
 
-def test_slowloris_half_sent_request_head_is_disconnected(tmp_path: Path, bundle: Path, frames: Path) -> None:
-    """A client that never finishes its request head (slowloris) is dropped after
-    server.request_timeout_s instead of holding a connection for aiohttp's default hour."""
-    config = config_for(
+def _one_second_timeouts(tmp_path: Path, bundle: Path, frames: Path) -> ServiceConfig:
+    return config_for(
         tmp_path, bundle, {"kind": "folder", "path": str(frames), "loop": True},
         server={"port": 0, "request_timeout_s": 1}, fps_limit=50,
     )  # fmt: skip
-    with running(config, []) as svc:
+
+
+def test_slowloris_half_sent_request_head_is_disconnected(tmp_path: Path, bundle: Path, frames: Path) -> None:
+    """A client that never finishes its request head (slowloris) is dropped after
+    server.request_timeout_s instead of holding a connection for aiohttp's default hour."""
+    with running(_one_second_timeouts(tmp_path, bundle, frames), []) as svc:
         sock = _connect(svc.port)
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
         started = time.monotonic()
@@ -227,11 +230,7 @@ def test_slowloris_half_sent_request_head_is_disconnected(tmp_path: Path, bundle
 def test_slow_request_body_gets_408(tmp_path: Path, bundle: Path, frames: Path) -> None:
     """A reload whose body trickles in slower than server.request_timeout_s is answered 408 and
     the connection closed."""
-    config = config_for(
-        tmp_path, bundle, {"kind": "folder", "path": str(frames), "loop": True},
-        server={"port": 0, "request_timeout_s": 1}, fps_limit=50,
-    )  # fmt: skip
-    with running(config, []) as svc:
+    with running(_one_second_timeouts(tmp_path, bundle, frames), []) as svc:
         sock = _connect(svc.port)
         sock.sendall(
             f"POST /api/reload HTTP/1.1\r\nHost: 127.0.0.1:{svc.port}\r\nContent-Type: application/json\r\n"
