@@ -11,6 +11,7 @@ NCSDK/OpenVINO download failures. Measured on 2 busy cores: see roles/edge_servi
 from __future__ import annotations
 
 import configparser
+import datetime
 import hashlib
 import http.client
 import io
@@ -29,6 +30,7 @@ from pathlib import Path
 import pytest
 import yaml
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 
 from edge_image.manifest import build_manifest, write_manifest
 from edge_image.signing import key_id, signature_document
@@ -472,8 +474,8 @@ def test_openvino_archive_unreachable(edge_node: EdgeNode) -> None:
 def test_https_certificate_made_on_the_node_is_the_one_served(edge_node: EdgeNode) -> None:
     """edge_service_tls=self_signed: a key made on the node (0640 root:edge), a certificate for
     loopback and the node's names, HTTPS that verifies against exactly it, no plain HTTP, and a
-    second run that changes nothing (the certificate is not remade). Last: the service stays on
-    HTTPS."""
+    second run that changes nothing (the certificate is not remade); one that expires within 30
+    days is remade. Last: the service stays on HTTPS."""
     tls = {"edge_service_tls": "self_signed"}
     run = edge_node.play(extra_vars=tls)
     assert run.returncode == 0, run.output[-5000:]
@@ -499,3 +501,28 @@ def test_https_certificate_made_on_the_node_is_the_one_served(edge_node: EdgeNod
     assert again.returncode == 0, again.output[-5000:]
     assert again.counts(edge_node.host)["changed"] == 0, again.changed_tasks()
     assert x509.load_pem_x509_certificate(cert_path.read_bytes()) == cert
+
+    cert_path.write_bytes(_reissued(cert, key_path.read_bytes(), days=10))  # inside the 30-day window
+    renewed = edge_node.play(extra_vars=tls)
+    assert renewed.returncode == 0, renewed.output[-5000:]
+    assert "edge_service : Make the self-signed certificate" in renewed.changed_tasks()
+    fresh = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    assert fresh.not_valid_after_utc - fresh.not_valid_before_utc > datetime.timedelta(days=800)
+
+
+def _reissued(cert: x509.Certificate, key_pem: bytes, *, days: int) -> bytes:
+    """``cert`` signed again by its own key with the same subject and extensions, valid ``days``."""
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(cert.subject)
+        .issuer_name(cert.issuer)
+        .public_key(cert.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=days))
+    )
+    for extension in cert.extensions:
+        builder = builder.add_extension(extension.value, extension.critical)
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)  # type: ignore[arg-type]
