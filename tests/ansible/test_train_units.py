@@ -216,7 +216,7 @@ def test_training_unit_is_sandboxed(rendered: Path) -> None:
     """A compromised training process (it runs whatever a dataset or checkpoint makes darknet do)
     cannot write outside the training root, gain capabilities or load kernel modules."""
     unit = rendered / f"edgeyolo-train@{RUN}.service"
-    assert _exposure(unit) <= 4.9  # measured 2.1 (9.2 before the sandbox)
+    assert _exposure(unit) <= 4.9  # measured 2.5 (9.2 before the sandbox)
     assert _directive(unit, "ProtectSystem") == ["strict"]
     assert _directive(unit, "ReadWritePaths") == [str(rendered.parent / "train")]
     assert _directive(unit, "CapabilityBoundingSet") == [""]
