@@ -1,12 +1,19 @@
-"""Find and delete what still bills in a region, by the project's tags.
+"""Find and delete what still bills in a region, by the project's tags and by their source.
 
-Billable leftovers: instances not terminated, EBS volumes, snapshots, Elastic IPs, open/active spot
-requests, network interfaces. ``find_leftovers`` only reads; ``delete_leftovers`` removes them in
-dependency order (spot requests, instances, addresses, interfaces, volumes, snapshots).
+Billable leftovers: instances not terminated, spot requests that can still launch one (open, active,
+and ``disabled``: what a persistent request of a stopped instance is left in), AMIs, Elastic IPs,
+network interfaces, EBS volumes and snapshots. Besides what carries the tags, a resource counts when
+it comes from one that does: an AMI made from a project instance (``SourceInstanceId``), a snapshot
+of a project volume, of such an AMI or made by ``CreateImage`` of a project instance, a volume
+attached to a project instance or restored from a project snapshot. Every describe call that
+pages is paginated (``describe_addresses`` does not page). ``find_leftovers`` only reads;
+``delete_leftovers`` removes them in :data:`DELETE_ORDER` (an AMI is deregistered before its
+snapshots go).
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -22,7 +29,11 @@ from cdk.billing.prices import (
 )
 
 LIVE_INSTANCE_STATES = ["pending", "running", "shutting-down", "stopping", "stopped"]
-DELETE_ORDER = ["spot-request", "instance", "elastic-ip", "network-interface", "volume", "snapshot"]
+DELETE_ORDER = ["spot-request", "instance", "image", "elastic-ip", "network-interface", "volume", "snapshot"]
+#: Spot request states that can still launch an instance (``disabled``: its instance was stopped).
+LIVE_SPOT_STATES = ["open", "active", "disabled"]
+_CREATE_IMAGE = re.compile(r"Created by CreateImage\((i-[0-9a-f]+)\)")
+_FOR_IMAGE = re.compile(r"\bfor (ami-[0-9a-z]+)\b")
 
 
 @dataclass(frozen=True)
@@ -76,10 +87,8 @@ def find_instances(ec2: Any, tags: dict[str, str]) -> list[Leftover]:
 
 
 def find_spot_requests(ec2: Any, tags: dict[str, str]) -> list[Leftover]:
-    """Tagged spot requests that are open or active (they can still launch an instance)."""
-    requests = ec2.describe_spot_instance_requests(
-        Filters=[*tag_filters(tags), {"Name": "state", "Values": ["open", "active"]}]
-    )["SpotInstanceRequests"]
+    """Tagged spot requests that can still launch an instance (:data:`LIVE_SPOT_STATES`)."""
+    filters = [*tag_filters(tags), {"Name": "state", "Values": LIVE_SPOT_STATES}]
     return [
         Leftover(
             kind="spot-request",
@@ -90,16 +99,113 @@ def find_spot_requests(ec2: Any, tags: dict[str, str]) -> list[Leftover]:
             usd_per_hour=0.0,
             raw=req,
         )
-        for req in requests
+        for page in ec2.get_paginator("describe_spot_instance_requests").paginate(Filters=filters)
+        for req in page["SpotInstanceRequests"]
     ]
 
 
+def _pages(ec2: Any, operation: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
+    return [item for page in ec2.get_paginator(operation).paginate(**kwargs) for item in page[key]]
+
+
+def _tagged(item: dict[str, Any], tags: dict[str, str]) -> bool:
+    have = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
+    return all(have.get(k) == v for k, v in tags.items())
+
+
+def project_instance_ids(ec2: Any, tags: dict[str, str]) -> set[str]:
+    """Ids of every tagged instance, terminated ones too (the sources of AMIs and snapshots)."""
+    return {
+        inst["InstanceId"]
+        for reservation in _pages(ec2, "describe_instances", "Reservations", Filters=tag_filters(tags))
+        for inst in reservation["Instances"]
+    }
+
+
+def _image(img: dict[str, Any]) -> Leftover:
+    return Leftover(
+        kind="image",
+        id=img["ImageId"],
+        state=img.get("State", ""),
+        since=None,
+        detail=" ".join(filter(None, [img.get("Name", ""), f"from {img.get('SourceInstanceId', '?')}"])),
+        usd_per_hour=0.0,  # its snapshots bill
+        raw=img,
+    )
+
+
+def _volume(vol: dict[str, Any]) -> Leftover:
+    return Leftover(
+        kind="volume",
+        id=vol["VolumeId"],
+        state=vol["State"],
+        since=vol.get("CreateTime"),
+        detail=f"{vol['Size']} GiB {vol['VolumeType']}",
+        usd_per_hour=hourly_volume_usd(vol["Size"], vol["VolumeType"]),
+        raw=vol,
+    )
+
+
+def _snapshot(snap: dict[str, Any]) -> Leftover:
+    return Leftover(
+        kind="snapshot",
+        id=snap["SnapshotId"],
+        state=snap["State"],
+        since=snap.get("StartTime"),
+        detail=f"of {snap.get('VolumeSize', '?')} GiB volume",
+        usd_per_hour=hourly_snapshot_usd(snap.get("VolumeSize", 0)),
+        raw=snap,
+    )
+
+
+def find_storage(ec2: Any, tags: dict[str, str], instances: set[str]) -> list[Leftover]:
+    """AMIs, volumes and snapshots that are tagged or come from the project's ``instances`` (see the
+    module doc), images first."""
+    images = [
+        img
+        for img in _pages(ec2, "describe_images", "Images", Owners=["self"])
+        if _tagged(img, tags) or img.get("SourceInstanceId") in instances
+    ]
+    image_ids = {img["ImageId"] for img in images}
+    image_snapshots = {
+        m["Ebs"]["SnapshotId"] for img in images for m in img.get("BlockDeviceMappings", []) if "Ebs" in m
+    }
+    volumes = _pages(ec2, "describe_volumes", "Volumes")
+    own_volumes = {
+        v["VolumeId"]
+        for v in volumes
+        if _tagged(v, tags) or any(a.get("InstanceId") in instances for a in v.get("Attachments", []))
+    }
+
+    def own_snapshot(snap: dict[str, Any]) -> bool:
+        made_by = _CREATE_IMAGE.search(snap.get("Description", ""))
+        made_for = _FOR_IMAGE.search(snap.get("Description", ""))
+        return (
+            _tagged(snap, tags)
+            or snap.get("VolumeId") in own_volumes
+            or snap["SnapshotId"] in image_snapshots
+            or (made_for is not None and made_for.group(1) in image_ids)
+            or (made_by is not None and made_by.group(1) in instances)
+        )
+
+    snapshots = [
+        s for s in _pages(ec2, "describe_snapshots", "Snapshots", OwnerIds=["self"]) if own_snapshot(s)
+    ]
+    snapshot_ids = {snap["SnapshotId"] for snap in snapshots}
+    found = [_image(img) for img in images]
+    found += [
+        _volume(v) for v in volumes if v["VolumeId"] in own_volumes or v.get("SnapshotId") in snapshot_ids
+    ]
+    found += [_snapshot(snap) for snap in snapshots]
+    return found
+
+
 def find_leftovers(ec2: Any, tags: dict[str, str]) -> list[Leftover]:
-    """Every tagged billable resource in the client's region, in DELETE_ORDER."""
+    """Every billable resource of the project in the client's region, in DELETE_ORDER."""
     filters = tag_filters(tags)
     found: list[Leftover] = find_spot_requests(ec2, tags)
     found += find_instances(ec2, tags)
-    for addr in ec2.describe_addresses(Filters=filters)["Addresses"]:
+    for addr in ec2.describe_addresses(Filters=filters)["Addresses"]:  # not paged by the API
         found.append(
             Leftover(
                 kind="elastic-ip",
@@ -111,46 +217,20 @@ def find_leftovers(ec2: Any, tags: dict[str, str]) -> list[Leftover]:
                 raw=addr,
             )
         )
-    for page in ec2.get_paginator("describe_network_interfaces").paginate(Filters=filters):
-        for eni in page["NetworkInterfaces"]:
-            found.append(
-                Leftover(
-                    kind="network-interface",
-                    id=eni["NetworkInterfaceId"],
-                    state=eni["Status"],
-                    since=None,
-                    detail=eni.get("Description", ""),
-                    usd_per_hour=0.0,
-                    raw=eni,
-                )
+    for eni in _pages(ec2, "describe_network_interfaces", "NetworkInterfaces", Filters=filters):
+        found.append(
+            Leftover(
+                kind="network-interface",
+                id=eni["NetworkInterfaceId"],
+                state=eni["Status"],
+                since=None,
+                detail=eni.get("Description", ""),
+                usd_per_hour=0.0,
+                raw=eni,
             )
-    for page in ec2.get_paginator("describe_volumes").paginate(Filters=filters):
-        for vol in page["Volumes"]:
-            found.append(
-                Leftover(
-                    kind="volume",
-                    id=vol["VolumeId"],
-                    state=vol["State"],
-                    since=vol.get("CreateTime"),
-                    detail=f"{vol['Size']} GiB {vol['VolumeType']}",
-                    usd_per_hour=hourly_volume_usd(vol["Size"], vol["VolumeType"]),
-                    raw=vol,
-                )
-            )
-    for page in ec2.get_paginator("describe_snapshots").paginate(OwnerIds=["self"], Filters=filters):
-        for snap in page["Snapshots"]:
-            found.append(
-                Leftover(
-                    kind="snapshot",
-                    id=snap["SnapshotId"],
-                    state=snap["State"],
-                    since=snap.get("StartTime"),
-                    detail=f"of {snap.get('VolumeSize', '?')} GiB volume",
-                    usd_per_hour=hourly_snapshot_usd(snap.get("VolumeSize", 0)),
-                    raw=snap,
-                )
-            )
-    return found
+        )
+    found += find_storage(ec2, tags, project_instance_ids(ec2, tags))
+    return sorted(found, key=lambda item: DELETE_ORDER.index(item.kind))
 
 
 def wait_until(done: Callable[[], bool], what: str, timeout: float, poll: float = 2.0) -> bool:
@@ -238,6 +318,8 @@ def delete_leftovers(ec2: Any, leftovers: list[Leftover], timeout: float) -> lis
     # the request and the interface), so the request's own instance goes too.
     ids = {i.id for i in _by_kind(leftovers, "instance")} | request_instances(requests)
     failures += terminate_instances(ec2, sorted(ids), timeout)
+    for image in _by_kind(leftovers, "image"):
+        attempt(image, lambda i=image: ec2.deregister_image(ImageId=i.id))
     for addr in _by_kind(leftovers, "elastic-ip"):
         if addr.raw.get("AssociationId"):
             attempt(addr, lambda a=addr: ec2.disassociate_address(AssociationId=a.raw["AssociationId"]))

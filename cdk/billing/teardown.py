@@ -165,7 +165,10 @@ def teardown(args: argparse.Namespace) -> int:
         # The buckets are retained by the stack (unless the stage is throwaway): delete them here.
         for name in sorted(buckets, key=lambda b: b != bucket):
             if bucket_exists(aws.s3, name):
-                purge_bucket(aws.s3, name)
+                try:
+                    purge_bucket(aws.s3, name)
+                except RuntimeError as exc:
+                    problems.append(f"purge: {exc}")
 
     leftovers = find_leftovers(aws.ec2, sweep_tags)
     if args.sweep and leftovers:

@@ -47,7 +47,10 @@ def test_status_then_stop_only_keeps_a_stopped_instance(
     row = next(line for line in out.splitlines() if line.startswith("instance"))
     assert instance_id in row and "running" in row and "p3.2xlarge" in row and "3.0600" in row
     assert "UTC" in row  # since
-    assert "estimated total: $3.06/h" in out
+    # the root volume too, found through its attachment (moto does not tag it; AWS would)
+    volume = next(line for line in out.splitlines() if line.startswith("volume"))
+    assert "in-use" in volume and "150 GiB gp3" in volume and "0.0164" in volume
+    assert "estimated total: $3.08/h" in out
     assert "prices: mid-2026, third-party tables" in out
 
     assert teardown_cli.main(["--stop-only", "--timeout", "60"]) == 0
@@ -60,7 +63,7 @@ def test_status_then_stop_only_keeps_a_stopped_instance(
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("instance"))
     assert "stopped" in row and "0.0000" in row
-    assert "estimated total: $0.00/h" in out
+    assert "estimated total: $0.02/h" in out  # a stopped host's volume still bills
 
 
 def test_teardown_reports_strays_then_sweep_removes_them(
