@@ -187,6 +187,9 @@ class OutputsConfig:
     """``outputs:`` optional JSONL detection log and MQTT publishing."""
 
     jsonl: Path | None = None
+    #: the JSONL log rotates at this size, keeping this many older files
+    jsonl_max_mb: float = 10.0
+    jsonl_keep: int = 3
     mqtt: MqttConfig | None = None
 
 
@@ -385,6 +388,8 @@ def _server(r: _Reader, base: Path) -> ServerConfig:
 
 def _outputs(r: _Reader, base: Path) -> OutputsConfig:
     jsonl = r.path("jsonl", base) if r.has("jsonl") else None
+    jsonl_max_mb = r.number("jsonl_max_mb", 10.0, low=0.01, high=100_000.0)
+    jsonl_keep = r.integer("jsonl_keep", 3, low=1, high=100)
     mqtt = None
     if r.has("mqtt"):
         m = r.child("mqtt")
@@ -416,7 +421,7 @@ def _outputs(r: _Reader, base: Path) -> OutputsConfig:
     else:
         r.raw("mqtt")
     r.finish()
-    return OutputsConfig(jsonl=jsonl, mqtt=mqtt)
+    return OutputsConfig(jsonl=jsonl, jsonl_max_mb=jsonl_max_mb, jsonl_keep=jsonl_keep, mqtt=mqtt)
 
 
 def parse_config(data: object, *, where: str = "config.yml", base: Path | None = None) -> ServiceConfig:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
 import os
 import ssl
 import threading
@@ -51,19 +52,27 @@ def frame_record(
 
 
 class JsonlLog:
-    """Append one JSON line per frame that has detections; the file is opened line-buffered."""
+    """Append one JSON line per frame that has detections, rotating by size so the log cannot fill
+    a Pi's SD card: at ``max_bytes`` the file becomes ``<name>.1`` (older ones shift up to
+    ``<name>.<keep>``, the oldest is dropped). :class:`logging.handlers.RotatingFileHandler` does
+    the rotation; every line is flushed as it is written.
+    """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, max_bytes: int = 10 << 20, keep: int = 3) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._handle = path.open("a", encoding="utf-8", buffering=1)
+        self._handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=max_bytes, backupCount=keep, encoding="utf-8"
+        )
+        self._handler.setFormatter(logging.Formatter("%(message)s"))
 
     def write(self, record: dict[str, Any]) -> None:
         if record["detections"]:
-            self._handle.write(json.dumps(record, separators=(",", ":")) + "\n")
+            line = json.dumps(record, separators=(",", ":"))
+            self._handler.emit(logging.makeLogRecord({"msg": line, "levelno": logging.INFO}))
 
     def close(self) -> None:
-        self._handle.close()
+        self._handler.close()
 
 
 def mqtt_tls_context(config: MqttConfig) -> ssl.SSLContext:

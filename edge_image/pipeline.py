@@ -98,6 +98,11 @@ class Pipeline:
         self._reloads: list[tuple[Path, concurrent.futures.Future[dict[str, Any]]]] = []
         self._reload_lock = threading.Lock()
         self._stamp: tuple[str, int, int] | None = None
+        #: the bundle the watcher follows: the configured one until a reload names another
+        self._watched: Path = config.model.bundle
+        #: set once run() has returned: reloads are then done by the caller (nothing else loads)
+        self._loop_done = False
+        self._direct = threading.Lock()
         self._next_watch = 0.0
         self._fps = 0.0
         self._last_done = 0.0
@@ -133,8 +138,15 @@ class Pipeline:
     def request_reload(self, bundle_dir: Path | None = None, timeout: float = 120.0) -> dict[str, Any]:
         """Ask the loop to reload (blocking until done); returns ``{"ok", "model"|"error"}``."""
         future: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+        target = bundle_dir or self.config.model.bundle
         with self._reload_lock:
-            self._reloads.append((bundle_dir or self.config.model.bundle, future))
+            if not self._loop_done:
+                self._reloads.append((target, future))
+        if self._loop_done:  # a finite source has ended (or the loop stopped): no loop to ask
+            if self._stop.is_set():
+                return {"ok": False, "error": "the service is stopping", "kept": self.status.model}
+            with self._direct:
+                return self._reload(target)
         return future.result(timeout=timeout)
 
     def _reload(self, bundle_dir: Path) -> dict[str, Any]:
@@ -157,7 +169,7 @@ class Pipeline:
         if old is not None and not exclusive:
             old.close()
         self._activate(bundle, backend)
-        self._stamp = stamp
+        self._stamp, self._watched = stamp, bundle_dir
         self.metrics.reloads.labels("ok").inc()
         self.status.last_reload = {"ok": True, "model": self.status.model, "at": time.time()}
         return dict(self.status.last_reload)
@@ -181,10 +193,10 @@ class Pipeline:
         now = time.monotonic()
         if self.config.model.watch and now >= self._next_watch:
             self._next_watch = now + self.config.model.watch_interval
-            stamp = _manifest_stamp(self.config.model.bundle)
+            stamp = _manifest_stamp(self._watched)
             if stamp is not None and stamp != self._stamp:
                 log.info("bundle manifest changed (%s): reloading", stamp[0])
-                self._reload(self.config.model.bundle)
+                self._reload(self._watched)
 
     # ----------------------------------------------------------------- loop
 
@@ -296,6 +308,9 @@ class Pipeline:
                 source.close()
             if self.status.state != "ended":
                 self.status.state = "stopped"
+            with self._reload_lock:
+                self._loop_done = True
+            self._service_reloads()  # requests that came in while the loop was finishing
 
     def _process(self, image: np.ndarray, index: int, started: float) -> None:
         backend, bundle = self.backend, self.bundle

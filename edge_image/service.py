@@ -34,7 +34,13 @@ def make_outputs(config: ServiceConfig) -> list[Any]:
     """The configured detection outputs (JSONL log, MQTT)."""
     outputs: list[Any] = []
     if config.outputs.jsonl is not None:
-        outputs.append(JsonlLog(config.outputs.jsonl))
+        outputs.append(
+            JsonlLog(
+                config.outputs.jsonl,
+                max_bytes=int(config.outputs.jsonl_max_mb * (1 << 20)),
+                keep=config.outputs.jsonl_keep,
+            )
+        )
     if config.outputs.mqtt is not None:
         try:
             outputs.append(MqttPublisher(config.outputs.mqtt))
