@@ -17,6 +17,7 @@ import pytest
 
 from edge_image.errors import UserError
 from edge_image.manifest import MANIFEST_NAME, file_digest, load_bundle
+from edge_image.signing import SIGNATURE_NAME
 from tests.fixtures.bundle import ModelExport
 from training_scripts.__main__ import main
 from training_scripts.darknet.cfg import parse_cfg
@@ -43,7 +44,8 @@ EXPECTED_FILES = {
 
 def test_bundle_holds_every_format_and_verifies(model_export: ModelExport) -> None:
     bundle = load_bundle(model_export.bundle)
-    assert {p.name for p in model_export.bundle.iterdir()} == EXPECTED_FILES | {MANIFEST_NAME}
+    # manifest.sig: the fixture signs the bundle as publish does (pack --sign)
+    assert {p.name for p in model_export.bundle.iterdir()} == EXPECTED_FILES | {MANIFEST_NAME, SIGNATURE_NAME}
     assert {f["path"] for f in bundle.manifest["files"]} == EXPECTED_FILES
     assert set(bundle.artifacts) == {
         "darknet_cfg", "darknet_weights", "names", "pb", "meta", "onnx", "openvino", "openvino_fp16",
