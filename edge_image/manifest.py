@@ -324,19 +324,28 @@ def verify_files(
         raise UserError(f"{root / rel}: unexpected file, not listed in {MANIFEST_NAME}")
     for rel, entry in listed.items():
         path = root / rel
-        link = first_symlink(root, rel)
-        if link is not None:
-            raise UserError(f"{link}: a symlink in the bundle (a bundle holds regular files only)")
+        _refuse_symlink(root, rel)
         if not path.is_file():
             raise UserError(f"{path}: missing (listed in {MANIFEST_NAME})")
         size = path.stat().st_size
-        if size != entry["bytes"]:
-            raise UserError(f"{path}: size mismatch (manifest {entry['bytes']} bytes, file {size} bytes)")
-        sha, _ = file_digest(path)
-        if sha != entry["sha256"]:
-            raise UserError(
-                f"{path}: sha256 mismatch (manifest {entry['sha256'][:12]}..., file {sha[:12]}...)"
-            )
+        _check_size(path, entry, size)
+        _check_sha256(path, entry, file_digest(path)[0])
+
+
+def _refuse_symlink(root: Path, rel: str) -> None:
+    link = first_symlink(root, rel)
+    if link is not None:
+        raise UserError(f"{link}: a symlink in the bundle (a bundle holds regular files only)")
+
+
+def _check_size(path: Path, entry: Mapping[str, Any], size: int) -> None:
+    if size != entry["bytes"]:
+        raise UserError(f"{path}: size mismatch (manifest {entry['bytes']} bytes, file {size} bytes)")
+
+
+def _check_sha256(path: Path, entry: Mapping[str, Any], sha: str) -> None:
+    if sha != entry["sha256"]:
+        raise UserError(f"{path}: sha256 mismatch (manifest {entry['sha256'][:12]}..., file {sha[:12]}...)")
 
 
 @dataclass(frozen=True)
@@ -380,9 +389,7 @@ class Bundle:
         entry = next((e for e in self.manifest["files"] if e["path"] == rel), None)
         if entry is None:
             raise UserError(f"{self.root / rel}: not listed in {MANIFEST_NAME}")
-        link = first_symlink(self.root, rel)
-        if link is not None:
-            raise UserError(f"{link}: a symlink in the bundle (a bundle holds regular files only)")
+        _refuse_symlink(self.root, rel)
         path = self.root / rel
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
@@ -390,15 +397,8 @@ class Bundle:
             raise UserError(f"{path}: cannot read ({exc.strerror})") from exc
         with os.fdopen(fd, "rb") as handle:
             data = handle.read()
-        if len(data) != entry["bytes"]:
-            raise UserError(
-                f"{path}: size mismatch (manifest {entry['bytes']} bytes, file {len(data)} bytes)"
-            )
-        sha = hashlib.sha256(data).hexdigest()
-        if sha != entry["sha256"]:
-            raise UserError(
-                f"{path}: sha256 mismatch (manifest {entry['sha256'][:12]}..., file {sha[:12]}...)"
-            )
+        _check_size(path, entry, len(data))
+        _check_sha256(path, entry, hashlib.sha256(data).hexdigest())
         return data
 
     def artifact(self, kind: str) -> bytes:

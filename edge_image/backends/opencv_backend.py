@@ -35,7 +35,7 @@ def _read_net(bundle: Bundle) -> tuple[cv2.dnn.Net, str, InputLayout]:
         return np.frombuffer(bundle.read(rel), dtype=np.uint8)
 
     def art(kind: str) -> np.ndarray:
-        return buf(bundle.artifacts[kind])
+        return np.frombuffer(bundle.artifact(kind), dtype=np.uint8)
 
     # Every reader gets the bytes Bundle.read hashed, never a path OpenCV would open again.
     readers: list[tuple[str, InputLayout, Callable[[], cv2.dnn.Net]]] = [
