@@ -177,6 +177,17 @@ BENCH_OUT ?= bench_out
 bench: setup ## one-run benchmark table (sgemm, export, edge FPS vs darknet, decode, evaluation) → $(BENCH_OUT)/bench.md
 	DARKNET_BIN=$(CURDIR)/$(DARKNET_BIN) $(PY) -m training_scripts bench --out $(BENCH_OUT) $(BENCH_ARGS)
 
+# Fault injection on the CPU smoke model (training_scripts/training/chaos.py): CHAOS_TRIALS crashes of
+# `train` (SIGKILL at random moments, every third a simulated power cut that damages the newest
+# checkpoint and tears the last metrics row), each resumed; then the final mAP against an uninterrupted
+# run. `make test` runs a 3-trial version (tests/training/test_chaos.py).
+CHAOS_OUT ?= $(CURDIR)/$(CACHE)/chaos
+CHAOS_TRIALS ?= 10
+CHAOS_ARGS ?=
+.PHONY: chaos
+chaos: venv darknet ## fault-injection run: kill/power-cut training CHAOS_TRIALS times, resume, print the summary line
+	DARKNET_BIN=$(CURDIR)/$(DARKNET_BIN) $(PY) -m training_scripts chaos --out $(CHAOS_OUT) --trials $(CHAOS_TRIALS) $(CHAOS_ARGS)
+
 clean: ## remove build outputs (keeps .venv)
 	rm -rf $(CACHE)/darknet cdk.out .pytest_cache .ruff_cache
 

@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
+from edge_image.atomic import repair_dir, replace_dir
 from edge_image.errors import UserError
 from edge_image.manifest import MANIFEST_NAME, parse_manifest, read_manifest, safe_relpath, verify_files
 from edge_image.signing import MAX_SIGNATURE_BYTES, SIGNATURE_NAME, BundleTrust, load_trusted_keys
@@ -181,6 +182,7 @@ def check_archive(
         for rel in sorted(set(listed) - set(members)):
             raise UserError(f"{archive}: {top}/{rel}: listed in {MANIFEST_NAME}, missing from the archive")
         files = sorted(listed)
+        repair_dir(dest)  # debris of an interrupted replace below
         if _reuse(dest, manifest_bytes, signature):
             return CheckedBundle(str(dest), manifest["version"], files, False, signer, _copy(dest, files))
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -195,9 +197,9 @@ def check_archive(
             (staging / MANIFEST_NAME).write_bytes(manifest_bytes)
             if signature is not None:
                 (staging / SIGNATURE_NAME).write_bytes(signature)
-            if dest.exists() or dest.is_symlink():
-                shutil.rmtree(dest) if dest.is_dir() and not dest.is_symlink() else dest.unlink()
-            os.replace(staging, dest)
+            if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+                dest.unlink()
+            replace_dir(staging, dest)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

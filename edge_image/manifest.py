@@ -49,7 +49,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from edge_image.atomic import write_bytes
+from edge_image.atomic import repair_dir, write_bytes
 from edge_image.errors import UserError
 from edge_image.signing import SIGNATURE_NAME, BundleTrust
 
@@ -458,6 +458,9 @@ def load_bundle(
     missing or unexpected file, a size or checksum mismatch. ``verify=False`` only validates the
     manifest itself (for quick listings).
     """
+    repaired = repair_dir(Path(bundle_dir).absolute())  # a crash inside atomic_dir's replace
+    if repaired:
+        warn(repaired)
     root = Path(bundle_dir).resolve()
     if not root.is_dir():
         raise UserError(f"{bundle_dir}: bundle directory not found")

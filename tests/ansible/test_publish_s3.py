@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,6 +41,8 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
         "AWS_DEFAULT_REGION": REGION,
     }.items():
         monkeypatch.setenv(key, value)
+    # moto's backends are process-wide: start each test with an empty account
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10)
     client = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
     client.create_bucket(Bucket=BUCKET)
     yield client
@@ -96,3 +100,58 @@ def test_release_is_a_controller_side_copy_and_can_be_held_back(s3, tmp_path: Pa
     pointer = json.loads(s3.get_object(Bucket=BUCKET, Key="models/m/latest.json")["Body"].read())
     assert pointer["version"] == "v1"
     assert s3.get_object(Bucket=BUCKET, Key="models/m/latest.tar.gz")["Body"].read() == archive
+
+
+def _pointer_reader(client, stop: threading.Event, seen: list[tuple[str, bool]]) -> None:  # type: ignore[no-untyped-def]
+    """Follow latest.json the way a device would, as often as it can, while a publish runs:
+    record each version seen and whether the archive it names has the sha256 it promises."""
+    while not stop.is_set():
+        try:
+            pointer = json.loads(client.get_object(Bucket=BUCKET, Key="models/m/latest.json")["Body"].read())
+        except client.exceptions.NoSuchKey:
+            continue
+        key = pointer["archive"].removeprefix(f"s3://{BUCKET}/")
+        try:
+            body = client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        except client.exceptions.NoSuchKey:
+            seen.append((pointer["version"], False))
+            continue
+        seen.append((pointer["version"], hashlib.sha256(body).hexdigest() == pointer["archive_sha256"]))
+
+
+def test_pointer_comes_last_and_versions_are_immutable(s3, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run = _publish(tmp_path, logo_bundle(tmp_path / "v1", "v1"))
+    assert run.returncode == 0, run.output[-4000:]
+    v1 = s3.get_object(Bucket=BUCKET, Key="models/m/v1.tar.gz")["Body"].read()
+    assert s3.head_object(Bucket=BUCKET, Key="models/m/v1.tar.gz")["Metadata"]["sha256"] == (
+        hashlib.sha256(v1).hexdigest()
+    )
+
+    # a reader polls the pointer through the whole release of v2: it sees v1, then v2, and never
+    # a pointer whose archive is missing or differs from the sha256 it names
+    seen: list[tuple[str, bool]] = []
+    stop = threading.Event()
+    reader = threading.Thread(target=_pointer_reader, args=(s3, stop, seen), daemon=True)
+    reader.start()
+    run = _publish(tmp_path, logo_bundle(tmp_path / "v2", "v2"))
+    stop.set()
+    reader.join(timeout=30)
+    assert run.returncode == 0, run.output[-4000:]
+    versions = [version for version, _ in seen]
+    assert versions[0] == "v1" and versions[-1] == "v2" and len(seen) > 20, versions[:3]
+    assert all(ok for _, ok in seen), [s for s in seen if not s[1]][:3]
+
+    # the same version again with other content is refused before anything is uploaded
+    other = logo_bundle(tmp_path / "other" / "v1", "v1", onnx=True)
+    run = _publish(tmp_path, other)
+    assert run.returncode != 0
+    assert "models/m/v1.tar.gz is already published with other content" in run.output
+    assert "versions are immutable" in run.output
+    assert s3.get_object(Bucket=BUCKET, Key="models/m/v1.tar.gz")["Body"].read() == v1
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
+    assert "models/m/v1/model.onnx" not in keys
+    pointer = json.loads(s3.get_object(Bucket=BUCKET, Key="models/m/latest.json")["Body"].read())
+    assert pointer["version"] == "v2"
+    # the same content again is a no-op that succeeds
+    run = _publish(tmp_path, tmp_path / "v1", publish_release=False)
+    assert run.returncode == 0, run.output[-4000:]

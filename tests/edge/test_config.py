@@ -104,7 +104,7 @@ def test_example_config_is_valid(tmp_path: Path) -> None:
     example = REPO_ROOT / "edge_image" / "config.example.yml"
     c = load_config(example)
     assert c.source.kind == "camera" and c.source.live and c.backend.kind == "auto"
-    assert c.source.reconnect == Backoff(0.5, 2.0, 30.0)
+    assert c.source.reconnect == Backoff(0.5, 2.0, 3.0)
     doc = yaml.safe_load(example.read_text())
     assert set(doc) == {"model", "source", "backend", "server", "outputs", "fps_limit", "log_level"}
 

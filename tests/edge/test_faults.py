@@ -1,17 +1,30 @@
 """Edge service faults (issue 17, item 3): a reload that sticks while the watcher runs, a reload after
-a finite source ended, and a detection log that cannot fill the SD card. The service runs in-process
+a finite source ended, a detection log that cannot fill the SD card, and camera loss and stick
+unplug recovering within 5 s of the device coming back with the default backoff. The service runs in-process
 with a scripted backend (tests/edge/test_service_unit.py's ``running``)."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
+from edge_image.backends.ncs import MvncBackend
+from edge_image.config import parse_config
+from edge_image.manifest import load_bundle
+from edge_image.metrics import Metrics
 from edge_image.outputs import JsonlLog, frame_record
-from tests.edge.helpers import get_json, http, make_bundle, wait_for, write_images
+from edge_image.pipeline import Pipeline
+from edge_image.sources import Frame, SourceError
+from tests.edge.helpers import ScriptedBackend, get_json, http, make_bundle, wait_for, write_images
+from tests.edge.test_mvnc import _fake
 from tests.edge.test_service_unit import JSON, config_for, running
+from tests.fixtures import signing
 
 
 def _model(url: str) -> str:
@@ -87,3 +100,105 @@ def test_detection_log_rotates_at_its_size_cap(tmp_path: Path) -> None:
         assert frames == sorted(frames) and frames
     newest = [json.loads(line)["frame"] for line in path.read_text().splitlines()]
     assert newest[-1] == 399
+
+
+class _Camera:
+    """A live camera double whose cable can be pulled: reads and opens fail while ``unplugged``."""
+
+    def __init__(self, frames: list[np.ndarray]) -> None:
+        self.frames = frames
+        self.unplugged = False
+        self.index = 0
+
+    def open(self) -> None:
+        if self.unplugged:
+            raise SourceError("cannot open camera 0")
+
+    def read(self) -> Frame:
+        time.sleep(0.02)
+        if self.unplugged:
+            raise SourceError("camera unplugged")
+        self.index += 1
+        return Frame(self.frames[self.index % len(self.frames)], self.index, time.monotonic())
+
+    def close(self) -> None:
+        pass
+
+
+def _recovery(pipeline: Pipeline, seen: list[object], unplug: Callable[[bool], None], away_s: float) -> float:
+    """Run ``pipeline``, pull the device for ``away_s`` seconds (long enough for the backoff to
+    reach its cap: with the old 30 s cap the attempts came 1, 3, 7 and 15 s after the loss, the
+    next one 7 s after the device was back),
+    plug it back and return the seconds until the next frame comes out."""
+    thread = threading.Thread(target=pipeline.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: len(seen) >= 3, 20, "first frames")
+        unplug(True)
+        time.sleep(away_s)
+        before = len(seen)
+        unplug(False)
+        back = time.monotonic()
+        wait_for(lambda: len(seen) > before, 30, "frames after the device came back")
+        return time.monotonic() - back
+    finally:
+        pipeline.stop()
+        thread.join(10)
+        pipeline.close()
+
+
+def test_camera_loss_recovers_within_5_s_with_the_default_backoff(tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "v1", {"model.onnx": b"onnx-bytes-v1"}, {"onnx": "model.onnx"})
+    config = config_for(tmp_path, bundle, {"kind": "camera", "index": 0})
+    assert config.source.reconnect.maximum == 3.0  # the default: nothing set in the config
+    camera = _Camera([np.zeros((32, 32, 3), np.uint8)])
+    metrics = Metrics()
+    pipeline = Pipeline(
+        config,
+        metrics,
+        backend_factory=lambda kind, cfg, b: ScriptedBackend(b.spec),
+        source_factory=lambda cfg: camera,
+    )
+    seen: list[object] = []
+    pipeline.on_frame = lambda jpeg, record: seen.append(record)
+    pipeline.load_initial()
+
+    def unplug(state: bool) -> None:
+        camera.unplugged = state
+
+    took = _recovery(pipeline, seen, unplug, away_s=8.0)
+    print(f"camera back -> first frame: {took:.2f} s")
+    assert took < 5.0
+    assert metrics.registry.get_sample_value("edge_reconnects_total", {"component": "source"}) >= 3
+
+
+def test_stick_unplug_recovers_within_5_s_with_the_default_backoff(tmp_path: Path) -> None:
+    root = make_bundle(
+        tmp_path / "ncs", {"model.graph": b"\x01graph-blob" * 64}, {"ncs_graph": "model.graph"}
+    )
+    bundle = load_bundle(root)
+    api = _fake(2, bundle)
+    frames = write_images(tmp_path / "frames", 3)
+    config = parse_config(
+        {
+            "model": {"bundle": str(root), "watch": False, "trusted_keys": str(signing.public_key())},
+            "source": {"kind": "folder", "path": str(frames), "loop": True},
+            "backend": {"kind": "mvnc"},
+        },
+        where="t.yml",
+    )
+    assert config.backend.reopen.maximum == 3.0  # the default
+    metrics = Metrics()
+    pipeline = Pipeline(config, metrics, backend_factory=lambda kind, cfg, b: MvncBackend(b, api=api))
+    seen: list[object] = []
+    pipeline.on_frame = lambda jpeg, record: seen.append(record)
+    pipeline.load_initial()
+
+    def unplug(state: bool) -> None:
+        api.api.plugged = not state
+
+    took = _recovery(pipeline, seen, unplug, away_s=8.0)
+    print(f"stick back -> first frame: {took:.2f} s")
+    assert took < 5.0
+    assert metrics.registry.get_sample_value("edge_reconnects_total", {"component": "backend"}) >= 3
+    assert api.api.open_devices == 0  # the reopened stick was closed with the pipeline

@@ -40,13 +40,22 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
+from training_scripts.atomic import fsync_dir, fsync_file
 from training_scripts.darknet.cfg import Section, check_classes, net_section, parse_cfg, render_cfg
 from training_scripts.darknet.weights import expected_size, header_size
 from training_scripts.dataset.darknet_layout import read_list
 from training_scripts.errors import UserError
-from training_scripts.training.checkpoints import checkpoint_name, checkpoint_path, list_checkpoints
+from training_scripts.training.checkpoints import (
+    checkpoint_name,
+    checkpoint_path,
+    damage,
+    list_checkpoints,
+    move_aside,
+    read_ledger,
+    record_checkpoint,
+)
 from training_scripts.training.data import DataConfig, load_data_config
-from training_scripts.training.history import HistoryWriter, read_history, truncate_history
+from training_scripts.training.history import HistoryWriter, read_history, repair_history, truncate_history
 from training_scripts.training.logparse import IterationRecord, LogParser, NaNLossError
 from training_scripts.training.progress import Progress, format_duration
 
@@ -341,11 +350,10 @@ class _Trainer:
             return self._run()
 
     def _run(self) -> TrainResult:
-        checkpoints = list_checkpoints(self.backup, self.name)
         weights: Path | None
-        if checkpoints:
-            current, weights = checkpoints[-1]
-            _check_checkpoint(weights, self.sections)
+        resume = self._resume_point()
+        if resume is not None:
+            current, weights = resume
             clear = False
             self.say(f"resuming from {weights.name} (iteration {current})")
         else:
@@ -355,6 +363,9 @@ class _Trainer:
                     f"{weights}: initial weights not found (use --weights none to start from scratch)"
                 )
             self.say(f"starting from {Path(weights).name if weights else 'random initialization'}")
+        repaired = repair_history(self.metrics_csv)
+        if repaired:
+            self.say(f"warning: {repaired}")
         kept = truncate_history(self.metrics_csv, current)
         self.avg_loss = kept[-1].avg_loss if kept else -1.0
         self.writer = HistoryWriter(self.metrics_csv, last_iteration=kept[-1].iteration if kept else 0)
@@ -422,6 +433,25 @@ class _Trainer:
             metrics_csv=self.metrics_csv,
             loss_png=loss_png,
         )
+
+    def _resume_point(self) -> tuple[int, Path] | None:
+        """The newest intact checkpoint ``(iteration, path)``, or None to start afresh.
+
+        Checkpoints a crash damaged after the driver wrote them (their bytes no longer match
+        ``checkpoints.sha256``) are moved to ``damaged/`` with a warning and the next newest
+        is tried. An intact checkpoint whose size does not fit the cfg is the user's mistake
+        (another cfg's weights): :class:`UserError`, as before.
+        """
+        ledger = read_ledger(self.backup)
+        expected = expected_size(self.sections)
+        for iteration, path in reversed(list_checkpoints(self.backup, self.name)):
+            problem = damage(path, ledger.get(path.name), expected)
+            if problem is None:
+                _check_checkpoint(path, self.sections)
+                return iteration, path
+            moved = move_aside(self.backup, path)
+            self.say(f"warning: {path.name}: {problem}; moved to {moved.relative_to(self.backup)}")
+        return None
 
     def _next_end(self, current: int) -> int | None:
         """End of the next segment, shortened to fit the time limit; None when nothing fits."""
@@ -535,7 +565,13 @@ class _Trainer:
                 f"darknet stopped at iteration {records[-1].iteration}, expected {end}; last output: {tail}"
             )
         target = checkpoint_path(self.backup, self.name, end)
+        # data on disk, then its checksum in the ledger, then the rename (and the directory's
+        # entry on disk): whatever a power cut interrupts, a checkpoint under its final name is
+        # either complete or recognisably damaged (see checkpoints.damage)
+        fsync_file(final)
+        record_checkpoint(self.backup, final, target.name)
         os.replace(final, target)
+        fsync_dir(self.backup)
         return _SegmentResult(target, records, _per_iteration(records, first_at, self.clock()))
 
 

@@ -4,6 +4,11 @@ Columns are :data:`training_scripts.training.logparse.FIELDS`. The file only eve
 iterations of the current lineage of checkpoints: when training resumes from the checkpoint
 of iteration ``K``, rows after ``K`` (from a segment that was cut short and will be trained
 again) are dropped first, so an iteration never appears twice.
+
+Rows are appended and fsynced one at a time. A crash can still leave the end of the file torn
+(a row cut short, or NUL bytes where a file system had extended the file but not written it):
+:func:`repair_history` drops that debris with a warning before training resumes. Anything
+wrong before the end is not crash debris and stays an error naming the line.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import math
 import os
 from pathlib import Path
 
-from training_scripts.atomic import write_text
+from training_scripts.atomic import write_bytes, write_text
 from training_scripts.errors import UserError
 from training_scripts.training.logparse import FIELDS, IterationRecord
 
@@ -62,6 +67,35 @@ def read_history(path: str | os.PathLike[str]) -> list[IterationRecord]:
     return records
 
 
+def repair_history(path: str | os.PathLike[str]) -> str | None:
+    """Drop a torn last row and trailing NUL bytes from ``path`` (atomic rewrite).
+
+    Returns a one-line description of what was dropped, or None when the file is whole.
+    NUL bytes before the last line are not what an append leaves: :class:`UserError`.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    body = data.rstrip(b"\0")
+    nuls = len(data) - len(body)
+    if b"\0" in body:
+        line = body[: body.index(b"\0")].count(b"\n") + 1
+        raise UserError(f"{path}:{line}: NUL bytes inside the file (not a torn last row): fix or remove it")
+    cut = len(body) - (body.rfind(b"\n") + 1)  # bytes after the last newline: a row cut short
+    if not nuls and not cut:
+        return None
+    kept = body[: len(body) - cut]
+    write_bytes(path, kept)
+    parts = []
+    if cut:
+        parts.append(f"a torn last row ({body[len(body) - cut :][:40]!r})")
+    if nuls:
+        parts.append(f"{nuls} NUL bytes")
+    return f"{path}: dropped {' and '.join(parts)} left by a crash"
+
+
 def truncate_history(path: str | os.PathLike[str], last_iteration: int) -> list[IterationRecord]:
     """Drop rows after ``last_iteration`` (atomically rewriting the file); return what is kept."""
     records = read_history(path)
@@ -92,5 +126,6 @@ class HistoryWriter:
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(_row_text([record], header=False))
             handle.flush()
+            os.fsync(handle.fileno())  # a power cut loses at most the row being written
         self.last_iteration = record.iteration
         return True
