@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_image.manifest import first_symlink, safe_relpath
+from training_scripts.atomic import fsync_dir
 from training_scripts.training.spot import split_s3_uri
 
 #: Files of a run directory that only the host's playbook writes.
@@ -99,6 +100,7 @@ def pull(
                 os.fsync(out.fileno())
             os.utime(temp, (remote_mtime, remote_mtime))
             os.replace(temp, target)
+            fsync_dir(target.parent)
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
