@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--darknet",
         default=None,
         help="darknet binary for the CPU comparison "
-        "(default: $DARKNET_BIN or .cache/darknet/darknet; 'none' skips)",
+        "(default: $DARKNET_BIN, then darknet on PATH; 'none' skips)",
     )
     bench.add_argument("--plot", default=None, help="also write a PNG bar chart of per-stage latency here")
     bench.add_argument("--output", default=None, help="also write the Markdown table here")

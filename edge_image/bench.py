@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -35,7 +36,6 @@ from edge_image.synthetic import trained_like_output
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("capture", "preprocess", "infer", "decode")
 _PREDICTED = re.compile(r"Predicted in ([0-9.]+) seconds")
 _BFLOPS = re.compile(r"([0-9.]+) BFLOPs")
@@ -225,10 +225,18 @@ def synthetic_outputs(count: int = 100, seed: int = 0) -> list[tuple[np.ndarray,
 
 
 def find_darknet(explicit: str | None) -> Path | None:
-    """``--darknet``, else ``$DARKNET_BIN``, else ``.cache/darknet/darknet``; ``none`` → skip."""
+    """``--darknet``, else ``$DARKNET_BIN``, else ``darknet`` on PATH; ``none`` → None (skip).
+
+    The edge package does not know the repository's build cache: ``make bench`` (and the
+    training side's bench, through :func:`training_scripts.training.driver.resolve_darknet`)
+    pass the binary they built.
+    """
     if explicit == "none":
         return None
-    candidate = Path(explicit or os.environ.get("DARKNET_BIN") or REPO_ROOT / ".cache/darknet/darknet")
+    found = explicit or os.environ.get("DARKNET_BIN") or shutil.which("darknet")
+    if not found:
+        raise UserError("--darknet: no darknet binary (set DARKNET_BIN or put it on PATH; 'none' skips it)")
+    candidate = Path(found)
     if not (candidate.is_file() and os.access(candidate, os.X_OK)):
         raise UserError(f"--darknet: {candidate} is not an executable darknet binary ('none' skips darknet)")
     return candidate

@@ -61,21 +61,81 @@ _log = logging.getLogger(__name__)
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
 
-#: Artifact kinds a manifest may name, and what each file is.
-ARTIFACT_KINDS: dict[str, str] = {
-    "darknet_cfg": "darknet network cfg",
-    "darknet_weights": "darknet weights (the source checkpoint)",
-    "names": "class labels, one per line",
-    "pb": "frozen TensorFlow GraphDef (input 'input' NHWC, output 'output')",
-    "meta": "darkflow .meta JSON (labels, anchors, input size)",
-    "onnx": "ONNX model",
-    "openvino": "OpenVINO IR FP32 (.xml; its .bin beside it)",
-    "openvino_fp16": "OpenVINO IR FP16 (.xml; its .bin beside it)",
-    "ncs_graph": "Movidius NCSDK graph compiled by mvNCCompile",
-}
 
-#: Kinds whose file comes with a companion weights file of the same stem.
-_COMPANIONS: dict[str, str] = {"openvino": ".bin", "openvino_fp16": ".bin"}
+@dataclass(frozen=True)
+class Parity:
+    """How closely an artifact must match the numpy darknet reference (export's parity check).
+
+    ``atol``: max absolute error on the raw output (scaled up beyond ``|output| > 10``);
+    ``margin``: score margin around the threshold within which a box may appear on one side
+    only; ``max_diff``: max corner difference of matched boxes (normalized image units).
+    """
+
+    atol: float
+    margin: float = 1e-3
+    max_diff: float = 1e-3
+
+
+@dataclass(frozen=True)
+class ArtifactType:
+    """One kind of file a bundle holds: its ``artifacts`` key in the manifest and all that goes with it.
+
+    - ``kind``: the manifest key; ``description``: what the file is;
+    - ``file``: its name in the bundles ``export`` writes; ``companion``: the suffix of the file
+      that comes with it under the same stem (an IR's ``.bin``), or None;
+    - ``format``: its ``export --formats`` name (None: copied or written beside another format,
+      not converted on its own); ``builder``: the module that builds it (its ``build(ctx)``;
+      ``run(path, batch)`` runs it for parity; an optional ``preflight(ctx)`` checks tools before
+      any conversion); ``extras``: kinds its builder writes too (the ``.pb``'s darkflow meta);
+    - ``precision``: the arithmetic it stores (``f32``, ``f16``); ``parity``: its tolerances,
+      None when no runtime here can run it (the NCS graph).
+
+    This table is the one place a format is described: adding a format is its row here and
+    its builder module.
+    """
+
+    kind: str
+    description: str
+    file: str
+    companion: str | None = None
+    format: str | None = None
+    builder: str | None = None
+    extras: tuple[str, ...] = ()
+    precision: str = "f32"
+    parity: Parity | None = None
+
+
+ARTIFACT_TYPES: tuple[ArtifactType, ...] = (
+    ArtifactType("darknet_cfg", "darknet network cfg", "model.cfg"),
+    ArtifactType("darknet_weights", "darknet weights (the source checkpoint)", "model.weights"),
+    ArtifactType("names", "class labels, one per line", "obj.names"),
+    ArtifactType(
+        "pb", "frozen TensorFlow GraphDef (input 'input' NHWC, output 'output')", "model.pb",
+        format="pb", builder="training_scripts.export.tf_graph", extras=("meta",), parity=Parity(1e-4),
+    ),
+    ArtifactType("meta", "darkflow .meta JSON (labels, anchors, input size)", "model.meta"),
+    ArtifactType(
+        "onnx", "ONNX model", "model.onnx",
+        format="onnx", builder="training_scripts.export.onnx_export", parity=Parity(1e-4),
+    ),
+    ArtifactType(
+        "openvino", "OpenVINO IR FP32 (.xml; its .bin beside it)", "model.xml", companion=".bin",
+        format="openvino", builder="training_scripts.export.openvino_export", parity=Parity(1e-4),
+    ),
+    ArtifactType(
+        "openvino_fp16", "OpenVINO IR FP16 (.xml; its .bin beside it)", "model-fp16.xml", companion=".bin",
+        format="openvino-fp16", builder="training_scripts.export.openvino_export", precision="f16",
+        parity=Parity(2e-2, margin=0.05, max_diff=1e-2),
+    ),
+    ArtifactType(
+        "ncs_graph", "Movidius NCSDK graph compiled by mvNCCompile", "model.graph",
+        format="ncs", builder="training_scripts.export.ncs", precision="f16",
+    ),
+)  # fmt: skip
+#: :data:`ARTIFACT_TYPES` by kind.
+ARTIFACTS: dict[str, ArtifactType] = {t.kind: t for t in ARTIFACT_TYPES}
+#: Artifact kinds a manifest may name, and what each file is.
+ARTIFACT_KINDS: dict[str, str] = {t.kind: t.description for t in ARTIFACT_TYPES}
 
 
 def companion(kind: str, rel: str) -> str | None:
@@ -84,7 +144,8 @@ def companion(kind: str, rel: str) -> str | None:
     >>> companion("openvino", "openvino/model.xml"), companion("onnx", "model.onnx")
     ('openvino/model.bin', None)
     """
-    suffix = _COMPANIONS.get(kind)
+    known = ARTIFACTS.get(kind)
+    suffix = known.companion if known else None
     return None if suffix is None else PurePosixPath(rel).with_suffix(suffix).as_posix()
 
 

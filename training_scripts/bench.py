@@ -112,7 +112,6 @@ def run(
     """Run every measurement, write ``OUT/bench.md`` and ``OUT/bench.json``; return the rows."""
     from edge_image.bench import (
         decode_rate,
-        find_darknet,
         plot_stages,
         read_frames,
         render_table,
@@ -129,6 +128,7 @@ def run(
     from training_scripts.evaluation.evaluate import Evaluator
     from training_scripts.export.bundle import export_bundle
     from training_scripts.training.data import load_data_config
+    from training_scripts.training.driver import resolve_darknet
 
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -165,7 +165,7 @@ def run(
     loaded = load_bundle(bundle)
     frames_bgr, capture_ms = read_frames(paths["video"], frames)
     rows = [time_backend(kind, loaded, frames_bgr, capture_ms)[0] for kind in ("openvino", "opencv")]
-    binary = find_darknet(darknet)
+    binary = None if darknet == "none" else resolve_darknet(darknet)
     if binary is not None:
         rows.append(time_darknet(binary, loaded, frames_bgr, capture_ms)[0])
     for row in rows:

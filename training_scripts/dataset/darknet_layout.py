@@ -149,10 +149,21 @@ def data_file_text(out: Path, classes: int, extra: dict[str, Path] | None = None
 
 
 def read_names(path: str | os.PathLike[str]) -> list[str]:
-    """Read ``obj.names`` (one class per line, blank lines ignored)."""
+    """Class labels from ``obj.names``: one per non-empty line, surrounding whitespace stripped.
+
+    The one reader of names files (training, evaluation, export): :class:`UserError` when the
+    file is missing or unreadable, not UTF-8, or names no class.
+    """
     names_path = Path(path)
     try:
         text = names_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{names_path}: names file not found") from None
     except OSError as exc:
         raise UserError(f"{names_path}: cannot read class names ({exc.strerror})") from exc
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{names_path}: not UTF-8 text ({exc.reason})") from None
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    if not names:
+        raise UserError(f"{names_path}: no class names")
+    return names

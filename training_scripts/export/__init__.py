@@ -10,17 +10,18 @@ Pipeline (each step one module):
 * :mod:`.parity` — every artifact's raw output against the numpy darknet reference;
 * :mod:`.bundle` — all of the above into ``BUNDLE/`` with ``manifest.json`` (atomically).
 
+Which module builds which artifact, its file name and its parity tolerances are one table,
+:data:`edge_image.manifest.ARTIFACT_TYPES`; each builder module exposes ``build(ctx)`` and
+``run(path, batch)`` (:mod:`.context`).
+
 TensorFlow, tf2onnx and OpenVINO are imported inside functions only.
 """
 
 from __future__ import annotations
 
-#: ``--formats`` names, in build order, and the manifest artifact kind each one produces.
-FORMATS: dict[str, str] = {
-    "pb": "pb",
-    "onnx": "onnx",
-    "openvino": "openvino",
-    "openvino-fp16": "openvino_fp16",
-    "ncs": "ncs_graph",
-}
+from edge_image.manifest import ARTIFACT_TYPES
+
+#: ``--formats`` names, in build order, and the manifest artifact kind each one produces (the
+#: rows of :data:`edge_image.manifest.ARTIFACT_TYPES` that have a format).
+FORMATS: dict[str, str] = {t.format: t.kind for t in ARTIFACT_TYPES if t.format}
 DEFAULT_FORMATS: tuple[str, ...] = ("pb", "onnx", "openvino", "openvino-fp16")

@@ -16,6 +16,7 @@ either the previous bundle or a complete new one. Layout (names fixed, see
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import platform
@@ -27,32 +28,33 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from edge_image.manifest import build_manifest, file_digest, load_bundle, write_manifest
+from edge_image.manifest import (
+    ARTIFACT_TYPES,
+    ARTIFACTS,
+    build_manifest,
+    companion,
+    file_digest,
+    load_bundle,
+    write_manifest,
+)
 from training_scripts import __version__
 from training_scripts.atomic import atomic_dir, write_text
-from training_scripts.darknet.cfg import Section, check_classes, parse_cfg
+from training_scripts.darknet.cfg import check_classes, parse_cfg
 from training_scripts.darknet.forward import DarknetModel
 from training_scripts.darknet.weights import read_weights
+from training_scripts.dataset.darknet_layout import read_names
 from training_scripts.errors import UserError
 from training_scripts.export import DEFAULT_FORMATS, FORMATS
-from training_scripts.export.folded import FoldedNetwork, fold
+from training_scripts.export.context import BuildContext
+from training_scripts.export.folded import fold
 
-#: Artifact kind → file name inside the bundle.
-FILES: dict[str, str] = {
-    "darknet_cfg": "model.cfg",
-    "darknet_weights": "model.weights",
-    "names": "obj.names",
-    "pb": "model.pb",
-    "meta": "model.meta",
-    "onnx": "model.onnx",
-    "openvino": "model.xml",
-    "openvino_fp16": "model-fp16.xml",
-    "ncs_graph": "model.graph",
-}
+#: Artifact kind → file name inside the bundle (from :data:`edge_image.manifest.ARTIFACT_TYPES`).
+FILES: dict[str, str] = {t.kind: t.file for t in ARTIFACT_TYPES}
 PARITY_IMAGES = 5
 
 
@@ -94,20 +96,6 @@ def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
         raise UserError(f"--formats: unknown format {unknown[0]!r} (choose from {', '.join(FORMATS)})")
     wanted = {"pb", *items}
     return tuple(f for f in FORMATS if f in wanted)
-
-
-def read_names(path: str | os.PathLike[str]) -> list[str]:
-    """Class labels, one per non-empty line (surrounding whitespace stripped)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{path}: names file not found") from None
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    names = [line.strip() for line in text.splitlines() if line.strip()]
-    if not names:
-        raise UserError(f"{path}: no class names")
-    return names
 
 
 def read_selection(path: str | os.PathLike[str] | None) -> dict[str, Any]:
@@ -216,19 +204,17 @@ def export_bundle(
     weights = read_weights(weights_path, sections)
     network = fold(sections, weights)
     selection = read_selection(selection_path)
-    if "ncs" in wanted:  # fail before the slow conversions when the compiler cannot run
-        from training_scripts.export import ncs
-
-        probe = Path(out) / FILES["pb"]
-        ncs.check_toolkit(
-            ncs.compile_command(
-                probe,
-                probe.with_name(FILES["ncs_graph"]),
-                shaves=ncs_shaves,
-                prefix=ncs.resolve_prefix(ncs_prefix),
-            )
-        )
     model_name = name or cfg_path.stem
+
+    def context(kind: str, staging: Path) -> BuildContext:
+        return BuildContext(
+            ARTIFACTS[kind], staging, network, sections, names, model_name, cfg_path, ncs_prefix, ncs_shaves
+        )
+
+    for fmt in wanted:  # fail before the slow conversions when a format's tool cannot run
+        builder = _builder(FORMATS[fmt])
+        if hasattr(builder, "preflight"):
+            builder.preflight(context(FORMATS[fmt], Path(out).parent))
     h, w, c = network.input_size
     log(
         f"export: {cfg_path.name} + {weights_path.name}: input {w}x{h}x{c}, output {network.output_size}, "
@@ -259,11 +245,10 @@ def export_bundle(
                 f"{time.monotonic() - started:.0f} s elapsed)"
             )
             t0 = time.monotonic()
-            _build(kind, tmp, network, sections, names, model_name, cfg_path, ncs_prefix, ncs_shaves)
+            _builder(kind).build(context(kind, tmp))
             seconds[kind] = time.monotonic() - t0
-            artifacts[kind] = FILES[kind]
-            if kind == "pb":
-                artifacts["meta"] = FILES["meta"]
+            for made in (kind, *ARTIFACTS[kind].extras):
+                artifacts[made] = FILES[made]
             if kind in parity.TOLERANCES:
                 result = parity.check_artifact(
                     kind, tmp / FILES[kind], parity_batch, reference, network.spec, thresh=parity_thresh
@@ -324,55 +309,17 @@ def _publishable(root: Path) -> None:
 def _artifact_sizes(root: Path, artifacts: Mapping[str, str]) -> dict[str, int]:
     sizes = {}
     for kind, rel in artifacts.items():
-        path = root / rel
-        size = path.stat().st_size
-        if kind in ("openvino", "openvino_fp16"):
-            size += path.with_suffix(".bin").stat().st_size
+        size = (root / rel).stat().st_size
+        beside = companion(kind, rel)
+        if beside is not None:
+            size += (root / beside).stat().st_size
         sizes[kind] = size
     return sizes
 
 
-def _build(
-    kind: str,
-    tmp: Path,
-    network: FoldedNetwork,
-    sections: Sequence[Section],
-    names: Sequence[str],
-    model_name: str,
-    cfg_path: Path,
-    ncs_prefix: str | None,
-    ncs_shaves: int,
-) -> None:
-    """Write one artifact kind into ``tmp`` (the ``.pb`` must already exist for the others)."""
-    if kind == "pb":
-        from training_scripts.export import tf_graph
-
-        graph_def = tf_graph.build_graph_def(network)
-        bad = tf_graph.unsupported_ncsdk_ops(tf_graph.op_types(graph_def))
-        if bad:
-            raise UserError(f"{cfg_path}: the graph needs ops NCSDK 2.x cannot compile: {', '.join(bad)}")
-        tf_graph.write_pb(graph_def, tmp / FILES["pb"])
-        meta = tf_graph.darkflow_meta(sections, names, network, name=model_name, model=FILES["darknet_cfg"])
-        tf_graph.write_meta(meta, tmp / FILES["meta"])
-    elif kind == "onnx":
-        from training_scripts.export import onnx_export, tf_graph
-
-        onnx_export.export_onnx(tf_graph.load_graph_def(tmp / FILES["pb"]), tmp / FILES["onnx"])
-    elif kind in ("openvino", "openvino_fp16"):
-        from training_scripts.export import openvino_export
-
-        openvino_export.export_openvino(
-            tmp / FILES["pb"], tmp / FILES[kind], network.input_size, fp16=kind == "openvino_fp16"
-        )
-    elif kind == "ncs_graph":
-        from training_scripts.export import ncs
-
-        command = ncs.compile_command(
-            tmp / FILES["pb"],
-            tmp / FILES["ncs_graph"],
-            shaves=ncs_shaves,
-            prefix=ncs.resolve_prefix(ncs_prefix),
-        )
-        ncs.run_compile(command)
-    else:
-        raise UserError(f"unknown artifact kind {kind!r}")
+def _builder(kind: str) -> ModuleType:
+    """The builder module of artifact ``kind`` (its row's ``builder``)."""
+    module = ARTIFACTS[kind].builder
+    if module is None:
+        raise UserError(f"artifact kind {kind!r} has no builder")
+    return importlib.import_module(module)

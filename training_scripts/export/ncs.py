@@ -29,9 +29,13 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from training_scripts.errors import UserError
 from training_scripts.export.tf_graph import INPUT_NAME, OUTPUT_NAME
+
+if TYPE_CHECKING:
+    from training_scripts.export.context import BuildContext
 
 COMPILER = "mvNCCompile"
 #: Environment variable with the command prefix that runs the compiler (container, venv).
@@ -138,3 +142,19 @@ def run_compile(command: NcsCompile, *, timeout_s: float = 1800.0) -> Path:
         last = lines[-1].strip() if lines else "no output"
         raise UserError(f"{COMPILER} failed (exit {proc.returncode}): {last} [{command}]")
     return command.graph
+
+
+def _command(ctx: BuildContext) -> NcsCompile:
+    return compile_command(
+        ctx.path("pb"), ctx.target, shaves=ctx.ncs_shaves, prefix=resolve_prefix(ctx.ncs_prefix)
+    )
+
+
+def preflight(ctx: BuildContext) -> None:
+    """Fail before the slow conversions when the compiler cannot run."""
+    check_toolkit(_command(ctx))
+
+
+def build(ctx: BuildContext) -> None:
+    """The artifact table's builder for ``ncs_graph``: ``mvNCCompile`` on the staged ``.pb``."""
+    run_compile(_command(ctx))

@@ -23,6 +23,8 @@ from training_scripts.export.tf_graph import INPUT_NAME, OUTPUT_NAME
 if TYPE_CHECKING:
     from tensorflow.core.framework.graph_pb2 import GraphDef
 
+    from training_scripts.export.context import BuildContext
+
 #: ONNX opset: 13 is read by onnxruntime, OpenCV DNN (4.x) and OpenVINO alike.
 DEFAULT_OPSET = 13
 
@@ -100,3 +102,14 @@ def run_onnx(path: str | os.PathLike[str], batch: np.ndarray) -> np.ndarray:
     name = session.get_inputs()[0].name
     images = np.asarray(batch, dtype=np.float32)
     return np.concatenate([session.run(None, {name: image[None]})[0] for image in images])
+
+
+def build(ctx: BuildContext) -> None:
+    """The artifact table's builder for ``onnx``: converted from the staged ``.pb``."""
+    from training_scripts.export.tf_graph import load_graph_def
+
+    export_onnx(load_graph_def(ctx.path("pb")), ctx.target)
+
+
+#: The artifact table's runner for ``onnx`` (parity).
+run = run_onnx

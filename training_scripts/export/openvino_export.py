@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from training_scripts.errors import UserError
 from training_scripts.export.tf_graph import INPUT_NAME, OUTPUT_NAME
+
+if TYPE_CHECKING:
+    from training_scripts.export.context import BuildContext
 
 
 def convert_pb(pb_path: str | os.PathLike[str], input_size: tuple[int, int, int]) -> object:
@@ -104,3 +108,14 @@ def run_ir(xml_path: str | os.PathLike[str], batch: np.ndarray, *, device: str =
         result = request.infer({0: image[None]})
         outputs.append(np.array(result[compiled.outputs[0]]))
     return np.concatenate(outputs)
+
+
+def build(ctx: BuildContext) -> None:
+    """The artifact table's builder for the IR kinds: the row's ``precision`` picks FP32 or FP16."""
+    if ctx.artifact.precision not in ("f32", "f16"):
+        raise UserError(f"{ctx.artifact.kind}: no IR builder for precision {ctx.artifact.precision!r}")
+    export_openvino(ctx.path("pb"), ctx.target, ctx.network.input_size, fp16=ctx.artifact.precision == "f16")
+
+
+#: The artifact table's runner for the IR kinds (parity).
+run = run_ir

@@ -20,6 +20,7 @@ another layout would be transposed, and it is checked against the expected grid 
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -28,10 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from edge_image.decode import Detections, Layout, RegionSpec, decode
+from edge_image.manifest import ARTIFACT_TYPES, ARTIFACTS
 from training_scripts.errors import UserError
 
-#: Max absolute error allowed per artifact kind.
-TOLERANCES: dict[str, float] = {"pb": 1e-4, "onnx": 1e-4, "openvino": 1e-4, "openvino_fp16": 2e-2}
+#: Max absolute error allowed per artifact kind (from :data:`edge_image.manifest.ARTIFACT_TYPES`).
+TOLERANCES: dict[str, float] = {t.kind: t.parity.atol for t in ARTIFACT_TYPES if t.parity}
 #: Raw-output magnitude up to which ``TOLERANCES`` apply unscaled.
 OUTPUT_SCALE = 10.0
 #: Detection matching per kind: (score margin around the threshold, max coordinate difference).
@@ -40,10 +42,7 @@ OUTPUT_SCALE = 10.0
 #: given amount (normalized image units; 1e-3 is 0.4 px at 416). Corner distance rather than
 #: IoU, because tiny boxes have an IoU that swings with sub-pixel changes.
 MATCHING: dict[str, tuple[float, float]] = {
-    "pb": (1e-3, 1e-3),
-    "onnx": (1e-3, 1e-3),
-    "openvino": (1e-3, 1e-3),
-    "openvino_fp16": (0.05, 1e-2),
+    t.kind: (t.parity.margin, t.parity.max_diff) for t in ARTIFACT_TYPES if t.parity
 }
 
 
@@ -105,22 +104,12 @@ def random_images(count: int, input_size: tuple[int, int, int], seed: int = 0) -
 
 
 def runner(kind: str) -> Callable[[Path, np.ndarray], np.ndarray]:
-    """The function that runs an artifact of ``kind`` on a batch (heavy imports on call)."""
-    if kind == "pb":
-        from training_scripts.export.tf_graph import run_pb
-
-        return run_pb
-    if kind == "onnx":
-        from training_scripts.export.onnx_export import run_onnx
-
-        return run_onnx
-    if kind in ("openvino", "openvino_fp16"):
-        from training_scripts.export.openvino_export import run_ir
-
-        return run_ir
-    raise UserError(
-        f"no runtime here for artifact kind {kind!r} (parity runs pb, onnx, openvino, openvino_fp16)"
-    )
+    """The function that runs an artifact of ``kind`` on a batch: its builder module's ``run``
+    (heavy imports on call)."""
+    row = ARTIFACTS.get(kind)
+    if row is None or row.parity is None or row.builder is None:
+        raise UserError(f"no runtime here for artifact kind {kind!r} (parity runs {', '.join(TOLERANCES)})")
+    return importlib.import_module(row.builder).run
 
 
 _UNBOUNDED = 1e6

@@ -34,6 +34,8 @@ from training_scripts.export.folded import FoldedConv, FoldedNetwork
 if TYPE_CHECKING:
     from tensorflow.core.framework.graph_pb2 import GraphDef
 
+    from training_scripts.export.context import BuildContext
+
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 
@@ -245,3 +247,19 @@ def write_meta(meta: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     import json
 
     return write_text(path, json.dumps(meta, indent=1) + "\n")
+
+
+def build(ctx: BuildContext) -> None:
+    """The artifact table's builder for ``pb``: the frozen graph and its darkflow ``.meta``."""
+    graph_def = build_graph_def(ctx.network)
+    bad = unsupported_ncsdk_ops(op_types(graph_def))
+    if bad:
+        raise UserError(f"{ctx.cfg_path}: the graph needs ops NCSDK 2.x cannot compile: {', '.join(bad)}")
+    write_pb(graph_def, ctx.target)
+    cfg_file = ctx.path("darknet_cfg").name
+    meta = darkflow_meta(ctx.sections, ctx.names, ctx.network, name=ctx.model_name, model=cfg_file)
+    write_meta(meta, ctx.path("meta"))
+
+
+#: The artifact table's runner for ``pb`` (parity).
+run = run_pb
