@@ -57,7 +57,7 @@ class ChaosOptions:
     ``backup``: a new directory for the crashed run; ``segment``: the checkpoint interval;
     ``power_every``: every that many trials is a ``power`` trial (the others ``sigkill``);
     ``reference_map``: the uninterrupted run's mAP (None: :func:`run_chaos` trains one in
-    ``backup``/../reference).
+    ``<backup>-reference`` beside ``backup``).
     """
 
     data: Path
