@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from training_scripts.errors import UserError
+from training_scripts.evaluation.selection_file import SelectionFile
 
 _FRAMES = re.compile(r"^edge_frames_total(?:\{[^}]*\})?\s+([0-9.eE+-]+)$", re.MULTILINE)
 _TOTAL = re.compile(r'^edge_stage_seconds_(sum|count)\{stage="total"\}\s+([0-9.eE+-]+)$', re.MULTILINE)
@@ -73,29 +74,21 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
         raise UserError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
 
 
-def _evaluation(selection: dict[str, Any], which: str, source: Path) -> dict[str, Any]:
-    try:
-        run = selection["selected"][which]
-        return {"n_images": int(run["n_images"]), **run["evaluation"]}
-    except (KeyError, TypeError):
-        raise UserError(f"{source}: selected.{which}.evaluation missing (was select run?)") from None
-
-
 def read_training(latest_json: Path) -> dict[str, Any]:
     """Model facts from a published bundle: ``latest.json`` → manifest → selection.json."""
     latest = _read_json(latest_json, "published latest.json")
     bundle = Path(latest.get("path", ""))
     manifest = _read_json(bundle / "manifest.json", "bundle manifest")
     selection_path = bundle / "extra" / "selection.json"
-    selection = _read_json(selection_path, "selection.json")
-    valid = _evaluation(selection, "valid", selection_path)
-    test = _evaluation(selection, "test", selection_path)
+    selection = SelectionFile.read(selection_path)
+    valid = selection.selected.evaluation("valid", str(selection_path))
+    test = selection.selected.evaluation("test", str(selection_path))
     return {
         "model": str(manifest.get("name", "")),
         "version": str(manifest.get("version", "")),
         "bundle": str(bundle),
-        "selected_iteration": int(selection["selected"]["iteration"]),
-        "selected_weights": str(selection["selected"]["weights"]),
+        "selected_iteration": selection.selected.iteration,
+        "selected_weights": selection.selected.weights,
         "valid_images": valid["n_images"],
         "valid_map50": float(valid["map"]),
         "valid_map50_11pt": float(valid["map11"]),

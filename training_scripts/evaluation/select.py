@@ -11,16 +11,15 @@ Outputs (in ``out``, default the backup directory): ``selection.json`` and
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from training_scripts.atomic import write_text
 from training_scripts.errors import UserError
 from training_scripts.evaluation.evaluate import EvaluationRun, Evaluator
+from training_scripts.evaluation.selection_file import SelectedCheckpoint, SelectionFile
 from training_scripts.training.checkpoints import checkpoint_name, list_checkpoints
 from training_scripts.training.data import load_data_config
 
@@ -141,36 +140,21 @@ def select(
     from training_scripts.evaluation.plots import plot_map_by_iteration
 
     map_png = plot_map_by_iteration(scores, best, out_dir / MAP_PNG, test_map=test_run.evaluation.map)
-    document = {
-        "criterion": CRITERION,
-        "data": str(data_cfg.obj_data),
-        "cfg": str(Path(cfg).resolve()),
-        "backup": str(backup),
-        "names": data_cfg.names,
-        "conf_thresh": conf_thresh,
-        "selected": {
-            "iteration": best.iteration,
-            "weights": str(best.weights),
-            "valid": runs[best.iteration].to_dict(),
-            "test": test_run.to_dict(),
-        },
-        "checkpoints": [s.to_dict() for s in scores],
-        "map_by_iteration_png": str(map_png),
-    }
-    selection_json = write_text(out_dir / SELECTION_JSON, json.dumps(document, indent=2) + "\n")
+    document = SelectionFile(
+        criterion=CRITERION,
+        data=str(data_cfg.obj_data),
+        cfg=str(Path(cfg).resolve()),
+        backup=str(backup),
+        names=list(data_cfg.names),
+        conf_thresh=conf_thresh,
+        selected=SelectedCheckpoint(
+            iteration=best.iteration,
+            weights=str(best.weights),
+            valid=runs[best.iteration].to_dict(),
+            test=test_run.to_dict(),
+        ),
+        checkpoints=[s.to_dict() for s in scores],
+        map_by_iteration_png=str(map_png),
+    )
+    selection_json = document.write(out_dir / SELECTION_JSON)
     return Selection(selection_json, map_png, best, runs[best.iteration], test_run, scores)
-
-
-def load_selection(path: str | os.PathLike[str]) -> dict[str, object]:
-    """Read a ``selection.json`` (one-line errors)."""
-    path = Path(path)
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: selection file not found (run `select` first)") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    for key in ("selected", "checkpoints", "cfg", "names"):
-        if key not in document:
-            raise UserError(f"{path}: not a selection file (no '{key}')")
-    return document

@@ -17,7 +17,6 @@ either the previous bundle or a complete new one. Layout (names fixed, see
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import platform
 import shutil
@@ -49,6 +48,7 @@ from training_scripts.darknet.forward import DarknetModel
 from training_scripts.darknet.weights import read_weights
 from training_scripts.dataset.darknet_layout import read_names
 from training_scripts.errors import UserError
+from training_scripts.evaluation.selection_file import SelectionFile
 from training_scripts.export import DEFAULT_FORMATS, FORMATS
 from training_scripts.export.context import BuildContext
 from training_scripts.export.folded import fold
@@ -98,56 +98,9 @@ def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(f for f in FORMATS if f in wanted)
 
 
-def read_selection(path: str | os.PathLike[str] | None) -> dict[str, Any]:
-    """The ``select`` command's JSON (any object), or ``{}`` without a path."""
-    if path is None:
-        return {}
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: selection file not found") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object")
-    return data
-
-
-def _scalars(data: object) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        return {}
-    return {k: v for k, v in data.items() if isinstance(v, int | float | str) and not isinstance(v, bool)}
-
-
-def selection_metrics(selection: Mapping[str, Any]) -> dict[str, Any]:
-    """Metrics to record from a ``select`` document: the chosen iteration and criterion, and
-    the scalar metrics (mAP, F1, precision, recall, ...) of its valid and test evaluations.
-    Any other JSON object contributes its ``metrics`` object, else its top-level numbers.
-
-    >>> doc = {"criterion": "valid mAP", "selected": {"iteration": 16, "weights": "m_16.weights",
-    ...        "valid": {"evaluation": {"map": 0.5, "precision": [0.1]}}, "test": {"evaluation": None}}}
-    >>> selection_metrics(doc)
-    {'criterion': 'valid mAP', 'iteration': 16, 'valid': {'map': 0.5}}
-    >>> selection_metrics({"iteration": 300, "map50": 0.5, "weights": "x"})
-    {'iteration': 300, 'map50': 0.5}
-    """
-    selected = selection.get("selected")
-    if isinstance(selected, dict):
-        metrics: dict[str, Any] = {}
-        if "criterion" in selection:
-            metrics["criterion"] = selection["criterion"]
-        if "iteration" in selected:
-            metrics["iteration"] = selected["iteration"]
-        for split in ("valid", "test"):
-            run = selected.get(split)
-            evaluation = _scalars(run.get("evaluation")) if isinstance(run, dict) else {}
-            if evaluation:
-                metrics[split] = evaluation
-        return metrics
-    nested = selection.get("metrics")
-    if isinstance(nested, dict):
-        return dict(nested)
-    return {k: v for k, v in selection.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+def read_selection(path: str | os.PathLike[str] | None) -> SelectionFile | None:
+    """The ``select`` command's ``selection.json`` (:class:`SelectionFile`), or None without a path."""
+    return None if path is None else SelectionFile.read(path)
 
 
 def tool_versions() -> dict[str, str]:
@@ -268,10 +221,9 @@ def export_bundle(
             "seen": weights.seen,
             "darknet_version": f"{weights.major}.{weights.minor}.{weights.revision}",
         }
-        selected = selection.get("selected")
-        if isinstance(selected, dict):
-            source["selected_iteration"] = selected.get("iteration")
-            source["selected_weights"] = Path(str(selected.get("weights", ""))).name
+        if selection is not None:
+            source["selected_iteration"] = selection.selected.iteration
+            source["selected_weights"] = Path(selection.selected.weights).name
             if source["selected_weights"] != weights_path.name:
                 log(
                     f"export: note: {weights_path.name} is not the selected checkpoint "
@@ -286,7 +238,7 @@ def export_bundle(
             input_size=network.input_size,
             artifacts=artifacts,
             source_checkpoint=source,
-            metrics=selection_metrics(selection),
+            metrics=selection.metrics() if selection is not None else {},
             tool_versions=tool_versions(),
         )
         seconds["total"] = time.monotonic() - started

@@ -20,6 +20,7 @@ from typing import Any
 from training_scripts.atomic import write_text
 from training_scripts.darknet.cfg import describe, net_section, parse_cfg, region_spec, total_gflops
 from training_scripts.errors import UserError
+from training_scripts.evaluation.selection_file import SelectionFile
 from training_scripts.training.data import DataConfig, load_data_config
 
 TEMPLATE = Path(__file__).with_name("template.html.j2")
@@ -163,7 +164,7 @@ def training_context(backup: Path) -> dict[str, Any]:
     }
 
 
-def selection_context(selection: dict[str, Any]) -> dict[str, Any]:
+def selection_context(selection: SelectionFile) -> dict[str, Any]:
     """Checkpoint table, mAP-by-iteration picture, per-class AP bars and PR curves."""
     from training_scripts.evaluation.plots import ap_bars_png, map_by_iteration_png, pr_curves_png
     from training_scripts.evaluation.select import CheckpointScore
@@ -179,21 +180,21 @@ def selection_context(selection: dict[str, Any]) -> dict[str, Any]:
             float(c["recall"]),
             float(c["average_iou"]),
         )
-        for c in selection["checkpoints"]
+        for c in selection.checkpoints
     ]
-    chosen = selection["selected"]
-    best = next(s for s in scores if s.iteration == int(chosen["iteration"]))
-    valid = chosen["valid"]["evaluation"]
-    test = chosen["test"]["evaluation"] if chosen.get("test") else None
+    chosen = selection.selected
+    best = next(s for s in scores if s.iteration == chosen.iteration)
+    valid = chosen.valid["evaluation"]
+    test = chosen.test["evaluation"] if chosen.test else None
     return {
-        "criterion": selection.get("criterion", ""),
+        "criterion": selection.criterion,
         "iteration": best.iteration,
-        "weights": chosen["weights"],
+        "weights": chosen.weights,
         "scores": scores,
         "valid": valid,
         "test": test,
-        "valid_run": chosen["valid"],
-        "test_run": chosen.get("test"),
+        "valid_run": chosen.valid,
+        "test_run": chosen.test,
         "map_png": data_uri(
             map_by_iteration_png(scores, best, test_map=test["map"] if test else None), "image/png"
         ),
@@ -268,18 +269,16 @@ def build_context(
     data: str | os.PathLike[str], selection_path: str | os.PathLike[str], *, samples: int = 8
 ) -> dict[str, Any]:
     """Everything the template shows."""
-    from training_scripts.evaluation.select import load_selection
-
-    selection = load_selection(selection_path)
+    selection = SelectionFile.read(selection_path)
     data_cfg = load_data_config(data)
-    cfg = Path(str(selection["cfg"]))
-    weights = Path(str(selection["selected"]["weights"]))  # type: ignore[index]
+    cfg = Path(selection.cfg)
+    weights = Path(selection.selected.weights)
     if not cfg.is_file():
         raise UserError(f"{selection_path}: cfg {cfg} not found")
     if not weights.is_file():
         raise UserError(f"{selection_path}: selected weights {weights} not found")
-    thresh = float(selection.get("conf_thresh", 0.25))  # type: ignore[arg-type]
-    sel = selection_context(selection)  # type: ignore[arg-type]
+    thresh = selection.conf_thresh
+    sel = selection_context(selection)
     return {
         "title": f"{cfg.stem} — model card",
         "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -289,7 +288,7 @@ def build_context(
         "thresh": thresh,
         "dataset": dataset_context(data_cfg),
         "model": model_context(cfg, weights),
-        "training": training_context(Path(str(selection["backup"]))),
+        "training": training_context(Path(selection.backup)),
         "selection": sel,
         "samples": samples_context(data_cfg, cfg, weights, samples, thresh),
     }
