@@ -86,3 +86,25 @@ def test_cli_parser_builds_without_heavy_imports() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_one_progress_reporter_for_quiet_loops_and_long_runs() -> None:
+    import io
+
+    from training_scripts.progress import Progress
+
+    now = [0.0]
+    out = io.StringIO()
+    quick = Progress("write", 10, unit="img", quiet_s=2.0, stream=out, clock=lambda: now[0])
+    for _ in range(10):
+        now[0] += 0.1
+        quick.advance()
+    quick.close()
+    assert out.getvalue() == ""  # done in 1 s: silent
+    slow = Progress("validate", 4, unit="img", interval=2.0, quiet_s=2.0, stream=out, clock=lambda: now[0])
+    for _ in range(4):
+        now[0] += 1.5
+        slow.advance()
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("validate: 2/4 (50.0%)  0.67 img/s  ETA 3s")
+    assert lines[-1].startswith("validate: 4/4 (100.0%)") and len(lines) == 2  # 3/4 came too soon

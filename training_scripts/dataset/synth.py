@@ -40,8 +40,8 @@ from training_scripts.dataset.logos import (
     tight_box,
     warp_logo,
 )
-from training_scripts.dataset.progress import Progress
 from training_scripts.errors import UserError
+from training_scripts.progress import Progress
 
 IMAGE_DIR = "flickr_logos_27_dataset_images"
 MAX_SIDE_FRACTION = {1: 0.6, 2: 0.45, 3: 0.38}
@@ -149,7 +149,7 @@ def make_synthetic(
     with atomic_dir(out) as tmp:
         image_dir = tmp / IMAGE_DIR
         image_dir.mkdir()
-        progress = Progress(images, "synth", unit="img")
+        progress = Progress("synth", images, unit="img", interval=2.0, quiet_s=2.0)
         for i in range(images):
             image = background(rng, width, height, int(rng.integers(2, 7)))
             count = int(rng.choice([1, 2, 3], p=[0.45, 0.35, 0.2]))
@@ -164,7 +164,7 @@ def make_synthetic(
                     lines.append(
                         (p.cls.name, subset, f"{filename} {p.cls.name} {subset} {x1} {y1} {x2} {y2}")
                     )
-            progress.update()
+            progress.advance()
         progress.close()
         files = sorted(f for f, placed in boxes_by_file.items() if placed)
         for _ in range(min(DEGENERATE_LINES, len(files))):

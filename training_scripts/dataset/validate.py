@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from training_scripts.dataset.model import Box, BoxCheck, QueryItem, RawImage, Sample, check_box
-from training_scripts.dataset.progress import Progress
+from training_scripts.progress import Progress
 
 # Substrings darknet's label rule would rewrite inside a file name (see darknet_layout).
 _DARKNET_TRIGGERS: tuple[tuple[str, str], ...] = (
@@ -133,9 +133,9 @@ def validate_images(images: list[RawImage], tally: Tally, names: dict[str, str])
     """Validate every image (sorted by key): missing/unreadable images and images left
     without boxes are dropped and counted; returns the kept :class:`Sample` list."""
     samples: list[Sample] = []
-    progress = Progress(len(images), "validate", unit="img")
+    progress = Progress("validate", len(images), unit="img", interval=2.0, quiet_s=2.0)
     for image in sorted(images, key=lambda im: im.key):
-        progress.update()
+        progress.advance()
         pixels, data = load_image(image.path)
         if data is None:
             tally.drop("missing_image", str(image.path))

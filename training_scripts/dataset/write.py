@@ -18,9 +18,9 @@ from training_scripts.dataset.darknet_layout import (
     label_path_for,
 )
 from training_scripts.dataset.model import Sample, corners_to_yolo
-from training_scripts.dataset.progress import Progress
 from training_scripts.dataset.validate import JPEG_MAGIC
 from training_scripts.errors import UserError
+from training_scripts.progress import Progress
 
 JPEG_QUALITY = 95
 QUERY_DIR = "query"
@@ -66,11 +66,11 @@ def write_samples(tmp: Path, samples: Sequence[Sample], class_ids: dict[str, int
     """Copy images into ``tmp/images`` and write their labels into ``tmp/labels``."""
     (tmp / "images").mkdir(exist_ok=True)
     (tmp / "labels").mkdir(exist_ok=True)
-    progress = Progress(len(samples), "write", unit="img")
+    progress = Progress("write", len(samples), unit="img", interval=2.0, quiet_s=2.0)
     for sample in samples:
         (tmp / "images" / f"{sample.name}.jpg").write_bytes(image_bytes(sample))
         (tmp / "labels" / f"{sample.name}.txt").write_text(label_text(sample, class_ids), encoding="utf-8")
-        progress.update()
+        progress.advance()
     progress.close()
 
 

@@ -29,7 +29,6 @@ from training_scripts.darknet.cfg import check_classes, parse_cfg
 from training_scripts.darknet.forward import DarknetModel, preprocess
 from training_scripts.darknet.weights import read_weights
 from training_scripts.dataset.darknet_layout import label_path_for, read_labels, read_list
-from training_scripts.dataset.progress import Progress
 from training_scripts.errors import UserError
 from training_scripts.evaluation.metrics import (
     Evaluation,
@@ -38,6 +37,7 @@ from training_scripts.evaluation.metrics import (
     evaluate_detections,
     format_darknet,
 )
+from training_scripts.progress import Progress
 from training_scripts.training.data import DataConfig, load_data_config
 
 LISTS: tuple[str, ...] = ("valid", "test", "query", "train")
@@ -138,7 +138,7 @@ def predict(
         raise UserError("cfg has no [region] layer: cannot decode detections")
     if model.size != inputs.size:
         raise UserError(f"model input {model.size} differs from the prepared inputs {inputs.size}")
-    progress = Progress(len(inputs.images), label, unit="img")
+    progress = Progress(label, len(inputs.images), unit="img", interval=2.0, quiet_s=2.0)
     start = time.perf_counter()
     preds: list[ImagePredictions] = []
     for batch in inputs:
@@ -150,7 +150,7 @@ def predict(
             # clipped to the image, as darknet's valid output and the edge service report them
             boxes = np.clip(np.nan_to_num(det.boxes.astype(np.float64), nan=0.0), 0.0, 1.0)
             preds.append(ImagePredictions(boxes, det.scores.astype(np.float64), det.class_ids))
-        progress.update(len(outputs))
+        progress.advance(len(outputs))
     progress.close()
     elapsed = time.perf_counter() - start
     return preds, len(preds) / elapsed if elapsed > 0 else float("inf")

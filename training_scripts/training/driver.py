@@ -45,6 +45,7 @@ from training_scripts.darknet.cfg import Section, check_classes, net_section, pa
 from training_scripts.darknet.weights import expected_size, header_size
 from training_scripts.dataset.darknet_layout import read_list
 from training_scripts.errors import UserError
+from training_scripts.progress import Progress, format_duration
 from training_scripts.training.checkpoints import (
     checkpoint_name,
     checkpoint_path,
@@ -57,7 +58,6 @@ from training_scripts.training.checkpoints import (
 from training_scripts.training.data import DataConfig, load_data_config
 from training_scripts.training.history import HistoryWriter, read_history, repair_history, truncate_history
 from training_scripts.training.logparse import IterationRecord, LogParser, NaNLossError
-from training_scripts.training.progress import Progress, format_duration
 
 METRICS_CSV = "metrics.csv"
 LOSS_PNG = "loss.png"

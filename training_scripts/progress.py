@@ -1,7 +1,9 @@
 """Progress lines for long work: ``label: done/total (pct%)  rate unit/s  ETA 1m02s``.
 
-Printed to stderr at most every ``interval`` seconds (and always for the last item), so
-logs in CI stay short while an interactive user still sees movement.
+The one progress reporter of the training side (training, dataset writing and validation,
+evaluation). Printed to stderr at most every ``interval`` seconds (and always for the last
+item), so logs in CI stay short while an interactive user still sees movement; with
+``quiet_s`` a loop that finishes sooner prints nothing (small datasets and tests stay silent).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class Progress:
         *,
         unit: str = "items",
         interval: float = 5.0,
+        quiet_s: float = 0.0,
         stream: TextIO | None = None,
         clock: Callable[[], float] = time.monotonic,
         start_done: int = 0,
@@ -52,12 +55,14 @@ class Progress:
         self.total = max(int(total), 0)
         self.unit = unit
         self.interval = interval
+        self.quiet_s = quiet_s
         self.stream = stream if stream is not None else sys.stderr
         self.clock = clock
         self.start_time = clock()
         self.start_done = start_done
         self.done = start_done
         self._last_print = -float("inf")
+        self.shown = False
 
     def rate(self) -> float:
         """Items per second so far (0 before any progress)."""
@@ -83,9 +88,25 @@ class Progress:
         return "  ".join(parts)
 
     def update(self, done: int, extra: str = "", *, force: bool = False) -> None:
-        """Record ``done`` items; print a line if ``interval`` passed, at the end, or ``force``."""
+        """Record ``done`` items; print a line if ``interval`` passed, at the end, or ``force``
+        (never within the first ``quiet_s`` seconds unless ``force``)."""
         self.done = done
         now = self.clock()
+        if not force and now - self.start_time < self.quiet_s:
+            return
         if force or done >= self.total or now - self._last_print >= self.interval:
-            self._last_print = now
-            print(self.line(extra), file=self.stream, flush=True)
+            self._print(now, extra)
+
+    def advance(self, steps: int = 1) -> None:
+        """Count ``steps`` more items (for loops that do not know the running total)."""
+        self.update(self.done + steps)
+
+    def close(self) -> None:
+        """Print the final line when a line was printed before and the last one was not final."""
+        if self.shown and self.done < self.total:
+            self._print(self.clock(), "")
+
+    def _print(self, now: float, extra: str) -> None:
+        self._last_print = now
+        self.shown = True
+        print(self.line(extra), file=self.stream, flush=True)
