@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+from pathlib import Path
+from typing import Any
 
 
 class UserError(Exception):
@@ -29,3 +33,39 @@ def run_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+
+
+def parse_json(data: bytes | str, *, where: str) -> Any:
+    """Parse JSON ``data``; bad input is one :class:`UserError` line naming ``where``, the line and
+    the column: ``WHERE:LINE:COLUMN: invalid JSON (why)`` (or ``WHERE: not UTF-8 text``).
+
+    The one JSON-error-to-UserError conversion of the project.
+
+    >>> parse_json(b'{"a": 1}', where="x.json")
+    {'a': 1}
+    >>> try:
+    ...     parse_json('{\\n  "a": }', where="x.json")
+    ... except UserError as exc:
+    ...     print(exc)
+    x.json:2:8: invalid JSON (Expecting value)
+    """
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{where}: not UTF-8 text ({exc.reason})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{where}:{exc.lineno}:{exc.colno}: invalid JSON ({exc.msg})") from None
+
+
+def read_json(path: str | os.PathLike[str], *, missing: str = "not found") -> Any:
+    """:func:`parse_json` of the file ``path``; a missing file is ``PATH: <missing>``, an
+    unreadable one ``PATH: cannot read (why)``."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{path}: {missing}") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+    return parse_json(data, where=str(path))

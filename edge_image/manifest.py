@@ -50,7 +50,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from edge_image.atomic import repair_dir, write_bytes
-from edge_image.errors import UserError
+from edge_image.errors import UserError, parse_json
 from edge_image.signing import SIGNATURE_NAME, BundleTrust
 
 if TYPE_CHECKING:
@@ -478,12 +478,7 @@ class Bundle:
 
 def parse_manifest(data: bytes, *, where: str) -> dict[str, Any]:
     """The validated manifest in ``data`` (the bytes of a manifest.json); :class:`UserError` if bad."""
-    try:
-        manifest = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{where}: not UTF-8 text ({exc.reason})") from exc
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{where}: line {exc.lineno} column {exc.colno}: invalid JSON ({exc.msg})") from exc
+    manifest = parse_json(data, where=where)
     validate_manifest(manifest, where=where)
     return manifest
 

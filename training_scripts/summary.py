@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from edge_image.errors import read_json
 from training_scripts.errors import UserError
 from training_scripts.evaluation.selection_file import SelectionFile
 
@@ -65,20 +66,11 @@ class Summary:
         return "\n".join(lines)
 
 
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: {what} not found") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-
-
 def read_training(latest_json: Path) -> dict[str, Any]:
     """Model facts from a published bundle: ``latest.json`` → manifest → selection.json."""
-    latest = _read_json(latest_json, "published latest.json")
+    latest = read_json(latest_json, missing="published latest.json not found")
     bundle = Path(latest.get("path", ""))
-    manifest = _read_json(bundle / "manifest.json", "bundle manifest")
+    manifest = read_json(bundle / "manifest.json", missing="bundle manifest not found")
     selection_path = bundle / "extra" / "selection.json"
     selection = SelectionFile.read(selection_path)
     valid = selection.selected.evaluation("valid", str(selection_path))

@@ -15,7 +15,6 @@ edge_image.errors.UserError: cdk.json context: rootVolumeGiB: 20 is outside 75..
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from cdk.edgeyolo_cdk.gpu import (
     MatrixRow,
     check_combination,
 )
-from edge_image.errors import UserError
+from edge_image.errors import UserError, read_json
 
 # Tag contract shared with the Ansible inventory (amazon.aws.aws_ec2 filters) and cdk.billing.
 TAG_PROJECT = "Project"
@@ -324,12 +323,7 @@ def _parse(ctx: Mapping[str, Any]) -> DeployConfig:
 
 def load_cdk_json(path: Path) -> dict[str, Any]:
     """The ``context`` object of a cdk.json file (for tools that run outside the CDK CLI)."""
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path}: not found (run from the repository root)") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: line {exc.lineno}: {exc.msg}") from None
+    data = read_json(path, missing="not found (run from the repository root)")
     context = data.get("context", {})
     if not isinstance(context, dict):
         raise UserError(f"{path}: context: expected an object")

@@ -89,7 +89,7 @@ def test_read_errors_are_one_line(tmp_path: Path) -> None:
         SelectionFile.read(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text('{\n  "selected": \n')
-    with pytest.raises(UserError, match=r"bad\.json:3: not valid JSON"):
+    with pytest.raises(UserError, match=r"bad\.json:3:1: invalid JSON"):
         SelectionFile.read(bad)
     doc = copy.deepcopy(DOCUMENT)
     doc["selected"]["test"] = None  # type: ignore[index]

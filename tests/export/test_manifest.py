@@ -108,7 +108,7 @@ def _swap_for_link(path: Path) -> None:
         (lambda r: (r / MANIFEST_NAME).unlink(), r"manifest\.json: missing \(not a model bundle\?\)"),
         (
             lambda r: (r / MANIFEST_NAME).write_text("{\n  oops"),
-            r"manifest\.json: line 2 column 3: invalid JSON",
+            r"manifest\.json:2:3: invalid JSON",
         ),
         # a listed file swapped for a link to a file elsewhere (same bytes: only lstat notices)
         (lambda r: _swap_for_link(r / "model.xml"), r"model\.xml: a symlink in the bundle"),

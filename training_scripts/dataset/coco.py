@@ -10,10 +10,10 @@ category name declared under two ids.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from edge_image.errors import read_json
 from training_scripts.dataset.model import RawBox, RawImage, Source, xywh_to_corners
 from training_scripts.errors import UserError
 
@@ -26,12 +26,7 @@ def _json_files(src: Path) -> list[Path]:
 
 
 def _load(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read ({exc})") from None
+    data = read_json(path)
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a JSON object with images/annotations/categories")
     for key in ("images", "annotations", "categories"):

@@ -16,7 +16,6 @@ brand is right when the highest-scored detection above ``conf_thresh`` has that 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_image.decode import decode
+from edge_image.errors import read_json
 from training_scripts.darknet.cfg import check_classes, parse_cfg
 from training_scripts.darknet.forward import DarknetModel, preprocess
 from training_scripts.darknet.weights import read_weights
@@ -159,14 +159,7 @@ def predict(
 def read_query_labels(data: DataConfig, images: Sequence[Path]) -> list[str | None]:
     """Brand (or None for ``none``) per query image, from the data set's ``report.json``."""
     report_path = data.root / "report.json"
-    try:
-        report = json.loads(report_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(
-            f"{report_path}: not found; the query labels live there (run `prepare` again)"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{report_path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    report = read_json(report_path, missing="not found; the query labels live there (run `prepare` again)")
     labels = report.get("query_labels")
     if not isinstance(labels, dict):
         raise UserError(f"{report_path}: no query_labels (the data set has no query set)")

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from edge_image.errors import read_json
 from training_scripts.atomic import write_text
 from training_scripts.errors import UserError
 
@@ -115,15 +116,7 @@ class SelectionFile:
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> SelectionFile:
         """Read and check ``path``; one-line errors for a missing file, bad JSON, a bad field."""
-        path = Path(path)
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UserError(f"{path}: selection file not found (run `select` first)") from None
-        except UnicodeDecodeError as exc:
-            raise UserError(f"{path}: not UTF-8 text ({exc.reason})") from None
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        doc = read_json(path, missing="selection file not found (run `select` first)")
         return cls.from_dict(doc, where=str(path))
 
     def metrics(self) -> dict[str, Any]:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
-import json
 import os
 from pathlib import Path
 from typing import Any
 
+from edge_image.errors import read_json
 from training_scripts.atomic import write_text
 from training_scripts.darknet.cfg import describe, net_section, parse_cfg, region_spec, total_gflops
 from training_scripts.errors import UserError
@@ -54,12 +54,7 @@ def data_uri(data: bytes, mime: str) -> str:
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    return read_json(path) if path.is_file() else None
 
 
 def dataset_context(data: DataConfig) -> dict[str, Any]:
