@@ -16,7 +16,6 @@ import re
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ from edge_image.decode import Layout, RegionSpec, decode
 from edge_image.errors import UserError
 from edge_image.manifest import Bundle, load_bundle
 from edge_image.preprocess import preprocess
+from edge_image.progress import Progress
 from edge_image.synthetic import trained_like_output
 
 log = logging.getLogger(__name__)
@@ -59,18 +59,6 @@ class Row:
     @property
     def fps(self) -> float:
         return 1000.0 / self.total_ms if self.total_ms else 0.0
-
-
-def _progress(label: str, done: int, total: int, started: float) -> None:
-    elapsed = time.monotonic() - started
-    rate = done / elapsed if elapsed > 0 else 0.0
-    eta = (total - done) / rate if rate else 0.0
-    sys.stderr.write(
-        f"\r{label}: {done}/{total} ({100 * done / total:3.0f}%, {rate:5.1f}/s, ETA {eta:4.0f} s)"
-    )
-    if done == total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
 
 
 def read_frames(source: Path, limit: int) -> tuple[list[np.ndarray], float]:
@@ -178,7 +166,7 @@ def time_backend(
     try:
         for image in frames[:3]:
             backend.infer(preprocess(image, *backend.input_hw, backend.input_layout, backend.input_dtype))
-        started = time.monotonic()
+        progress = Progress(f"bench {kind}", len(frames), unit="frames", interval=2.0, quiet_s=2.0)
         for i, image in enumerate(frames, 1):
             t0 = time.perf_counter()
             blob = preprocess(image, *backend.input_hw, backend.input_layout, backend.input_dtype)
@@ -192,7 +180,7 @@ def time_backend(
             stages["decode"].append(t3 - t2)
             outputs.append((raw, backend.output_layout))
             n_dets += len(dets)
-            _progress(f"bench {kind}", i, len(frames), started)
+            progress.update(i)
     finally:
         backend.close()
     ms = {"capture": capture_ms} | {s: statistics.fmean(v) * 1000.0 for s, v in stages.items()}

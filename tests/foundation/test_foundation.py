@@ -91,7 +91,7 @@ def test_cli_parser_builds_without_heavy_imports() -> None:
 def test_one_progress_reporter_for_quiet_loops_and_long_runs() -> None:
     import io
 
-    from training_scripts.progress import Progress
+    from edge_image.progress import Progress
 
     now = [0.0]
     out = io.StringIO()

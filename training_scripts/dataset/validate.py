@@ -23,8 +23,8 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
+from edge_image.progress import Progress
 from training_scripts.dataset.model import Box, BoxCheck, QueryItem, RawImage, Sample, check_box
-from training_scripts.progress import Progress
 
 # Substrings darknet's label rule would rewrite inside a file name (see darknet_layout).
 _DARKNET_TRIGGERS: tuple[tuple[str, str], ...] = (

@@ -25,6 +25,7 @@ import numpy as np
 
 from edge_image.decode import decode
 from edge_image.errors import read_json
+from edge_image.progress import Progress
 from training_scripts.darknet.cfg import check_classes, parse_cfg
 from training_scripts.darknet.forward import DarknetModel, preprocess
 from training_scripts.darknet.weights import read_weights
@@ -37,7 +38,6 @@ from training_scripts.evaluation.metrics import (
     evaluate_detections,
     format_darknet,
 )
-from training_scripts.progress import Progress
 from training_scripts.training.data import DataConfig, load_data_config
 
 LISTS: tuple[str, ...] = ("valid", "test", "query", "train")

@@ -1,9 +1,10 @@
 """Progress lines for long work: ``label: done/total (pct%)  rate unit/s  ETA 1m02s``.
 
-The one progress reporter of the training side (training, dataset writing and validation,
-evaluation). Printed to stderr at most every ``interval`` seconds (and always for the last
-item), so logs in CI stay short while an interactive user still sees movement; with
-``quiet_s`` a loop that finishes sooner prints nothing (small datasets and tests stay silent).
+The one progress reporter of the project (training, dataset writing and validation,
+evaluation, the edge bench); standard library only, so the Pi package has it too. Printed
+to stderr at most every ``interval`` seconds (and always for the last item), so logs in CI
+stay short while an interactive user still sees movement; with ``quiet_s`` a loop that
+finishes sooner prints nothing (small datasets and tests stay silent).
 """
 
 from __future__ import annotations
