@@ -29,6 +29,7 @@ COMMANDS: tuple[str, ...] = (
     "report",
     "export",
     "pack",
+    "publish-layout",
     "signing-key",
     "bench",
     "cuda-toolkit",

@@ -20,6 +20,7 @@ from typing import Any
 from edge_image.errors import read_json
 from training_scripts.errors import UserError
 from training_scripts.evaluation.selection_file import SelectionFile
+from training_scripts.published import LatestPointer
 
 _FRAMES = re.compile(r"^edge_frames_total(?:\{[^}]*\})?\s+([0-9.eE+-]+)$", re.MULTILINE)
 _TOTAL = re.compile(r'^edge_stage_seconds_(sum|count)\{stage="total"\}\s+([0-9.eE+-]+)$', re.MULTILINE)
@@ -68,8 +69,8 @@ class Summary:
 
 def read_training(latest_json: Path) -> dict[str, Any]:
     """Model facts from a published bundle: ``latest.json`` → manifest → selection.json."""
-    latest = read_json(latest_json, missing="published latest.json not found")
-    bundle = Path(latest.get("path", ""))
+    latest = LatestPointer.read(latest_json)
+    bundle = Path(latest.path)
     manifest = read_json(bundle / "manifest.json", missing="bundle manifest not found")
     selection_path = bundle / "extra" / "selection.json"
     selection = SelectionFile.read(selection_path)

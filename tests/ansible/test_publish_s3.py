@@ -23,6 +23,7 @@ from moto.server import ThreadedMotoServer
 from tests.ansible.runner import REPO, VENV_BIN, run_playbook
 from tests.fixtures.bundle import logo_bundle
 from training_scripts.emulation.edge_node import free_port
+from training_scripts.published import LatestPointer, PublishedLayout
 
 REGION = "us-east-1"
 BUCKET = "edgeyolo-publish-test"
@@ -91,6 +92,10 @@ def test_release_is_a_controller_side_copy_and_can_be_held_back(s3, tmp_path: Pa
     pointer = json.loads(s3.get_object(Bucket=BUCKET, Key="models/m/latest.json")["Body"].read())
     assert pointer["version"] == "v1" and pointer["archive"] == f"s3://{BUCKET}/models/m/v1.tar.gz"
     assert pointer["archive_sha256"] == hashlib.sha256(archive).hexdigest()
+    # the role writes exactly what training_scripts.published says, layout and text
+    text = s3.get_object(Bucket=BUCKET, Key="models/m/latest.json")["Body"].read().decode()
+    assert text == LatestPointer.from_dict(pointer, where="latest.json").to_json()
+    assert pointer["path"] == PublishedLayout(f"s3://{BUCKET}/models", "m", "v1").version_dir
 
     # a version published without the release: uploaded, but latest still names v1
     second = logo_bundle(tmp_path / "v2", "v2")
@@ -155,3 +160,19 @@ def test_pointer_comes_last_and_versions_are_immutable(s3, tmp_path: Path) -> No
     # the same content again is a no-op that succeeds
     run = _publish(tmp_path, tmp_path / "v1", publish_release=False)
     assert run.returncode == 0, run.output[-4000:]
+
+
+def test_local_target_uses_the_same_layout(tmp_path: Path) -> None:
+    """publish_target=local: the same layout (training_scripts.published) under a directory."""
+    root = tmp_path / "published"
+    local = {"publish_target": "local", "publish_local_dir": str(root)}
+    run = _publish(tmp_path, logo_bundle(tmp_path / "v1", "v1"), **local)
+    assert run.returncode == 0, run.output[-4000:]
+    layout = PublishedLayout(str(root), "m", "v1")
+    pointer = LatestPointer.read(layout.latest_json)
+    assert pointer.path == layout.version_dir and pointer.archive == layout.archive
+    assert Path(layout.archive).read_bytes() == Path(layout.latest_archive).read_bytes()
+    assert hashlib.sha256(Path(layout.archive).read_bytes()).hexdigest() == pointer.archive_sha256
+    assert (Path(layout.version_dir) / "manifest.json").is_file() and Path(layout.extra_dir).is_dir()
+    again = _publish(tmp_path, tmp_path / "v1", **local)
+    assert again.returncode == 0 and again.counts("localhost")["changed"] == 0, again.changed_tasks()

@@ -106,6 +106,7 @@ def test_what_select_writes_reads_back_unchanged(selection) -> None:  # type: ig
 
 
 def test_summary_reads_the_published_selection(tmp_path: Path) -> None:
+    from training_scripts.published import PublishedLayout
     from training_scripts.summary import read_training
 
     bundle = tmp_path / "published" / "m" / "v1"
@@ -113,7 +114,8 @@ def test_summary_reads_the_published_selection(tmp_path: Path) -> None:
     (bundle / "manifest.json").write_text(json.dumps({"name": "m", "version": "v1"}))
     (bundle / "extra" / "selection.json").write_text(json.dumps(DOCUMENT))
     latest = tmp_path / "published" / "m" / "latest.json"
-    latest.write_text(json.dumps({"path": str(bundle)}))
+    layout = PublishedLayout(str(tmp_path / "published"), "m", "v1")
+    latest.write_text(layout.pointer(manifest_sha256="a" * 64, archive_sha256="b" * 64).to_json())
     facts = read_training(latest)
     assert facts["selected_iteration"] == 16 and facts["selected_weights"] == "/b/m_16.weights"
     assert (facts["valid_images"], facts["valid_map50"], facts["test_map50"]) == (15, 0.5, 0.4)
