@@ -28,15 +28,15 @@ import numpy as np
 from edge_image.backends import BackendError, movidius_present, open_backend
 from edge_image.config import BackendConfig
 from edge_image.decode import Layout, RegionSpec, decode
+from edge_image.detector import DETECT_STAGES, Detector
 from edge_image.errors import UserError
 from edge_image.manifest import Bundle, load_bundle
-from edge_image.preprocess import preprocess
 from edge_image.progress import Progress
 from edge_image.synthetic import trained_like_output
 
 log = logging.getLogger(__name__)
 
-STAGES = ("capture", "preprocess", "infer", "decode")
+STAGES = ("capture", *DETECT_STAGES)
 _PREDICTED = re.compile(r"Predicted in ([0-9.]+) seconds")
 _BFLOPS = re.compile(r"([0-9.]+) BFLOPs")
 
@@ -159,27 +159,20 @@ def time_backend(
         backend = open_backend(kind, BackendConfig(kind=kind), bundle)
     except (UserError, BackendError, RuntimeError, OSError) as exc:
         return Row(kind, note=f"not available: {str(exc).splitlines()[0]}"), []
-    spec = bundle.spec
-    stages: dict[str, list[float]] = {s: [] for s in STAGES[1:]}
+    detector = Detector(backend, bundle.spec)
+    stages: dict[str, list[float]] = {s: [] for s in DETECT_STAGES}
     outputs: list[tuple[np.ndarray, Layout]] = []
     n_dets = 0
     try:
         for image in frames[:3]:
-            backend.infer(preprocess(image, *backend.input_hw, backend.input_layout, backend.input_dtype))
+            detector.detect(image)  # warm-up
         progress = Progress(f"bench {kind}", len(frames), unit="frames", interval=2.0, quiet_s=2.0)
         for i, image in enumerate(frames, 1):
-            t0 = time.perf_counter()
-            blob = preprocess(image, *backend.input_hw, backend.input_layout, backend.input_dtype)
-            t1 = time.perf_counter()
-            raw = backend.infer(blob)
-            t2 = time.perf_counter()
-            dets = decode(raw, spec, layout=backend.output_layout)
-            t3 = time.perf_counter()
-            stages["preprocess"].append(t1 - t0)
-            stages["infer"].append(t2 - t1)
-            stages["decode"].append(t3 - t2)
-            outputs.append((raw, backend.output_layout))
-            n_dets += len(dets)
+            result = detector.detect(image)
+            for stage, seconds in result.stages.items():
+                stages[stage].append(seconds)
+            outputs.append((result.raw, backend.output_layout))
+            n_dets += len(result.detections)
             progress.update(i)
     finally:
         backend.close()

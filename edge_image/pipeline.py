@@ -31,13 +31,13 @@ import numpy as np
 
 from edge_image.backends import Backend, BackendError, open_backend, resolve_kind
 from edge_image.config import Backoff, ServiceConfig
-from edge_image.decode import Detections, decode
+from edge_image.decode import Detections
+from edge_image.detector import Detector
 from edge_image.draw import annotate, encode_jpeg
 from edge_image.errors import UserError
 from edge_image.manifest import MANIFEST_NAME, Bundle, load_bundle
 from edge_image.metrics import Metrics
 from edge_image.outputs import frame_record
-from edge_image.preprocess import preprocess
 from edge_image.sources import LatestFrameGrabber, Source, SourceEndedError, SourceError, make_source
 
 log = logging.getLogger(__name__)
@@ -316,20 +316,11 @@ class Pipeline:
         backend, bundle = self.backend, self.bundle
         assert backend is not None and bundle is not None
         t1 = time.monotonic()
-        blob = preprocess(image, *backend.input_hw, backend.input_layout, backend.input_dtype)
-        t2 = time.monotonic()
-        raw = backend.infer(blob)
-        t3 = time.monotonic()
-        dets: Detections = decode(
-            raw,
-            bundle.spec,
-            layout=backend.output_layout,
-            thresh=self.config.model.thresh,
-            nms_thresh=self.config.model.nms,
-        )
+        detector = Detector(backend, bundle.spec, thresh=self.config.model.thresh, nms=self.config.model.nms)
+        result = detector.detect(image)
+        dets: Detections = result.detections
         t4 = time.monotonic()
-        stages = {"capture": t1 - started, "preprocess": t2 - t1, "infer": t3 - t2, "decode": t4 - t3}
-        stages["total"] = t4 - started
+        stages = {"capture": t1 - started, **result.stages, "total": t4 - started}
         for stage, seconds in stages.items():
             self.metrics.stage_seconds.labels(stage).observe(seconds)
         self.metrics.frames.inc()
