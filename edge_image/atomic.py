@@ -120,7 +120,9 @@ def replace_dir(staging: str | os.PathLike[str], target: str | os.PathLike[str])
                 fsync_file(os.path.join(base, name))
         fsync_dir(base)
     old = None
-    if target.is_dir() and not target.is_symlink():
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        target.unlink()  # a file or link where the directory goes: nothing to keep
+    elif target.exists():
         old = _old(target)
         shutil.rmtree(old, ignore_errors=True)
         os.replace(target, old)

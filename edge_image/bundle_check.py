@@ -197,8 +197,6 @@ def check_archive(
             (staging / MANIFEST_NAME).write_bytes(manifest_bytes)
             if signature is not None:
                 (staging / SIGNATURE_NAME).write_bytes(signature)
-            if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
-                dest.unlink()
             replace_dir(staging, dest)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

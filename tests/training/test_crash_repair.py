@@ -125,3 +125,22 @@ def test_interrupted_directory_replace_is_put_back(tmp_path):
     with pytest.raises(RuntimeError), atomic_dir(target):
         raise RuntimeError("the new export fails")
     assert (target / "manifest.json").is_file()
+
+
+def test_ledger_line_torn_by_a_crash_stays_apart_from_the_next(tmp_path: Path) -> None:
+    from training_scripts.training.checkpoints import record_checkpoint
+
+    weights = tmp_path / "w"
+    weights.write_bytes(b"weights")
+    (tmp_path / LEDGER_NAME).write_bytes(b"0123abc")  # a line cut short
+    record_checkpoint(tmp_path, weights, "model_10.weights")
+    assert read_ledger(tmp_path) == {"model_10.weights": hashlib.sha256(b"weights").hexdigest()}
+    assert (tmp_path / LEDGER_NAME).read_bytes().startswith(b"0123abc\n")
+
+
+def test_atomic_dir_replaces_a_file_in_its_way(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    target.write_text("a file where the directory goes")
+    with atomic_dir(target) as tmp:
+        (tmp / "x").write_text("new")
+    assert (target / "x").read_text() == "new"

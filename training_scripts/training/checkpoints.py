@@ -97,9 +97,11 @@ def record_checkpoint(backup: str | os.PathLike[str], path: str | os.PathLike[st
     """
     sha, _size = file_digest(path)
     ledger = Path(backup) / LEDGER_NAME
-    with ledger.open("ab") as handle:
-        if handle.tell() and not ledger.read_bytes().endswith(b"\n"):
-            handle.write(b"\n")  # a line torn by an earlier crash stays on its own line
+    with ledger.open("a+b") as handle:
+        if handle.seek(0, os.SEEK_END):
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                handle.write(b"\n")  # a line torn by an earlier crash stays on its own line
         handle.write(f"{sha}  {name}\n".encode())
         handle.flush()
         os.fsync(handle.fileno())
