@@ -41,17 +41,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def prepare_smoke(out: Path, max_batches: int) -> tuple[Path, Path]:
-    """The synthetic data set (3 classes, 150 images of 128x128, seed 0, split 80/10/10) and a
-    ``cpu-smoke`` cfg of ``max_batches`` iterations in ``out``; returns ``(data dir, cfg)``."""
+def prepare_smoke(out: Path, max_batches: int, images: int = 600) -> tuple[Path, Path]:
+    """The synthetic data set (3 classes, ``images`` images of 128x128, seed 0, split 70/25/5) and
+    a ``cpu-smoke`` cfg of ``max_batches`` iterations in ``out``; returns ``(data dir, cfg)``.
+
+    A quarter of the images are the validation list the final mAP is measured on: with the 15
+    of a 150-image set, a chaos run and its uninterrupted reference differed by 0.147 mAP (with
+    150: 0.4457 against 0.4407)."""
     from training_scripts.darknet.profiles import generate_cfg
     from training_scripts.dataset.darknet_layout import read_list, read_names
     from training_scripts.dataset.prepare import prepare_dataset
     from training_scripts.dataset.synth import make_synthetic
 
-    source = make_synthetic(out / "src", 3, 150, 0, size=(128, 128))
+    source = make_synthetic(out / "src", 3, images, 0, size=(128, 128))
     data = out / "data"
-    prepare_dataset("flickr27", source, data, split=(80, 10, 10), seed=0)
+    prepare_dataset("flickr27", source, data, split=(70, 25, 5), seed=0)
     names = read_names(data / "obj.names")
     cfg = out / "model.cfg"
     cfg.write_text(
