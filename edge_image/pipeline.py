@@ -38,6 +38,7 @@ from edge_image.errors import UserError
 from edge_image.manifest import MANIFEST_NAME, Bundle, load_bundle
 from edge_image.metrics import Metrics
 from edge_image.outputs import frame_record
+from edge_image.signing import SIGNATURE_NAME
 from edge_image.sources import LatestFrameGrabber, Source, SourceEndedError, SourceError, make_source
 
 log = logging.getLogger(__name__)
@@ -58,14 +59,24 @@ class Status:
     last_reload: dict[str, Any] = field(default_factory=dict)
 
 
-def _manifest_stamp(bundle_dir: Path) -> tuple[str, int, int] | None:
-    """Identity of the bundle's manifest (resolved path, mtime, size) to notice replacements."""
+Stamp = tuple[str, int, int, int, int]
+
+
+def _manifest_stamp(bundle_dir: Path) -> Stamp | None:
+    """Identity of the bundle's manifest and signature (resolved path, mtimes, sizes), to notice
+    replacements; a signature written after its manifest changes the stamp too, so a bundle
+    refused while it was half copied is tried again."""
     try:
         real = Path(os.path.realpath(bundle_dir)) / MANIFEST_NAME
         st = real.stat()
     except OSError:
         return None
-    return str(real), st.st_mtime_ns, st.st_size
+    try:
+        sig = (real.parent / SIGNATURE_NAME).stat()
+        signed = (sig.st_mtime_ns, sig.st_size)
+    except OSError:
+        signed = (0, -1)
+    return str(real), st.st_mtime_ns, st.st_size, *signed
 
 
 class Pipeline:
@@ -97,7 +108,7 @@ class Pipeline:
         self._stop = threading.Event()
         self._reloads: list[tuple[Path, concurrent.futures.Future[dict[str, Any]]]] = []
         self._reload_lock = threading.Lock()
-        self._stamp: tuple[str, int, int] | None = None
+        self._stamp: Stamp | None = None
         #: the bundle the watcher follows: the configured one until a reload names another
         self._watched: Path = config.model.bundle
         #: set once run() has returned: reloads are then done by the caller (nothing else loads)

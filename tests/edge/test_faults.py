@@ -202,3 +202,40 @@ def test_stick_unplug_recovers_within_5_s_with_the_default_backoff(tmp_path: Pat
     assert took < 5.0
     assert metrics.registry.get_sample_value("edge_reconnects_total", {"component": "backend"}) >= 3
     assert api.api.open_devices == 0  # the reopened stick was closed with the pipeline
+
+
+def test_bundle_refused_while_half_copied_is_loaded_once_its_signature_lands(tmp_path: Path) -> None:
+    """A bundle copied file by file (manifest.json before manifest.sig) is refused as unsigned at
+    first; the signature arriving changes the watched stamp, so the watcher tries again (before:
+    the manifest alone was the stamp, and the refused version was never retried)."""
+    models = tmp_path / "models"
+    current = make_bundle(models / "current", {"model.onnx": b"onnx-bytes-v1"}, {"onnx": "model.onnx"})
+    staged = make_bundle(
+        tmp_path / "staged", {"model.onnx": b"onnx-bytes-v2"}, {"onnx": "model.onnx"}, version="2"
+    )
+    frames = write_images(tmp_path / "frames", 3)
+    config = config_for(
+        tmp_path, current, {"kind": "folder", "path": str(frames), "loop": True}, fps_limit=50
+    )
+    with running(config, []) as svc:
+        wait_for(lambda: http(svc.url + "/healthz")[0] == 200, 20, "healthy")
+        (current / "manifest.sig").unlink()
+        shutil.copy(staged / "model.onnx", current / "model.onnx")
+        shutil.copy(staged / "manifest.json", current / "manifest.json")
+        wait_for(
+            lambda: (
+                (
+                    svc.pipeline.metrics.registry.get_sample_value(
+                        "edge_model_reloads_total", {"result": "refused"}
+                    )
+                    or 0
+                )
+                >= 1
+            ),
+            10,
+            "refused",
+        )
+        time.sleep(5 * config.model.watch_interval)
+        assert _model(svc.url) == "fake-tiny-yolo 1"  # the half-copied bundle is not loaded
+        shutil.copy(staged / "manifest.sig", current / "manifest.sig")
+        wait_for(lambda: _model(svc.url) == "fake-tiny-yolo 2", 10, "v2 once its signature is there")
