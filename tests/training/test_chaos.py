@@ -3,7 +3,9 @@
 Two SIGKILLs at random moments and one simulated power cut (the newest checkpoint damaged, the
 last metrics row torn); each start after a crash must resume from the newest intact checkpoint
 and lose at most one checkpoint interval. The reference mAP is the session's uninterrupted
-``trained_run`` (the same cfg, 300 iterations).
+``trained_run`` (the same cfg, 300 iterations), both measured on the 120-image training list:
+on the 15-image validation list two runs of the same cfg differed by 0.147 mAP, since darknet
+seeds its augmentation from the clock (``make chaos`` has a 150-image validation list).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ LINE = re.compile(
 def test_three_crashes_resume_and_lose_at_most_one_interval(trained_run, darknet_bin, tmp_path):
     cfg = tmp_path / "model.cfg"
     shutil.copy(trained_run.cfg, cfg)
-    reference = evaluate(trained_run.data_dir, trained_run.cfg, trained_run.final_weights).evaluation
+    reference = evaluate(trained_run.data_dir, trained_run.cfg, trained_run.final_weights, "train").evaluation
     assert reference is not None
     said: list[str] = []
     result = run_chaos(
@@ -41,9 +43,8 @@ def test_three_crashes_resume_and_lose_at_most_one_interval(trained_run, darknet
             power_every=3,
             seed=1,
             reference_map=reference.map,
-            # the session data set's validation list has 15 images: on a list that small a chaos run
-            # and its uninterrupted reference differed by 0.147 mAP (make chaos uses 150, tolerance 0.1)
             map_tolerance=0.2,
+            map_list="train",
             log=said.append,
         )
     )

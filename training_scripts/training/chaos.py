@@ -57,7 +57,8 @@ class ChaosOptions:
     ``backup``: a new directory for the crashed run; ``segment``: the checkpoint interval;
     ``power_every``: every that many trials is a ``power`` trial (the others ``sigkill``);
     ``reference_map``: the uninterrupted run's mAP (None: :func:`run_chaos` trains one in
-    ``<backup>-reference`` beside ``backup``).
+    ``<backup>-reference`` beside ``backup``), measured on the data set's ``map_list``
+    (``valid``; a short run on a tiny data set may pass ``train`` for a larger list).
     """
 
     data: Path
@@ -70,6 +71,7 @@ class ChaosOptions:
     seed: int = 0
     reference_map: float | None = None
     map_tolerance: float = 0.1
+    map_list: str = "valid"
     trial_timeout_s: float = 300.0
     log: Callable[[str], None] = field(default=lambda text: print(f"chaos: {text}", flush=True))
 
@@ -294,7 +296,7 @@ def _map(options: ChaosOptions, backup: Path) -> float:
     from training_scripts.evaluation.evaluate import evaluate
 
     newest = list_checkpoints(backup, checkpoint_name(options.cfg))[-1][1]
-    run = evaluate(options.data, options.cfg, newest, "valid")
+    run = evaluate(options.data, options.cfg, newest, options.map_list)
     assert run.evaluation is not None
     return run.evaluation.map
 
