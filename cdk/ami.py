@@ -20,7 +20,7 @@ from typing import Any
 from cdk.edgeyolo_cdk.config import DeployConfig, load_cdk_json, parse_context
 from cdk.edgeyolo_cdk.gpu import Dlami
 from cdk.edgeyolo_cdk.training_host import AMI_PARAMETER
-from edge_image.errors import UserError, run_command
+from edge_image.contract.errors import UserError, run_command
 
 
 def find_image(ec2: Any, dlami: Dlami) -> str:

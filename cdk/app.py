@@ -11,7 +11,7 @@ import aws_cdk as cdk
 
 from cdk.edgeyolo_cdk.config import parse_context
 from cdk.edgeyolo_cdk.stacks import add_stacks
-from edge_image.errors import UserError
+from edge_image.contract.errors import UserError
 
 
 def main() -> int:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edge_image import __version__
-from edge_image.errors import run_command
+from edge_image.contract.errors import run_command
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -35,7 +35,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _check_config(args: argparse.Namespace) -> int:
     from edge_image.config import load_config
-    from edge_image.manifest import load_bundle
+    from edge_image.contract.manifest import load_bundle
 
     config = load_config(args.config)
     bundle = load_bundle(config.model.bundle, trust=config.model.trust())
@@ -56,7 +56,7 @@ def _devices(args: argparse.Namespace) -> int:
         print(f"{name}: {probe()}")
     if args.config:
         from edge_image.config import load_config
-        from edge_image.manifest import load_bundle
+        from edge_image.contract.manifest import load_bundle
 
         config = load_config(args.config)
         bundle = load_bundle(config.model.bundle)

@@ -27,11 +27,11 @@ import numpy as np
 
 from edge_image.backends import BackendError, movidius_present, open_backend
 from edge_image.config import BackendConfig
-from edge_image.decode import Layout, RegionSpec, decode
+from edge_image.contract.decode import Layout, RegionSpec, decode
+from edge_image.contract.errors import UserError
+from edge_image.contract.manifest import Bundle, load_bundle
+from edge_image.contract.progress import Progress
 from edge_image.detector import DETECT_STAGES, Detector
-from edge_image.errors import UserError
-from edge_image.manifest import Bundle, load_bundle
-from edge_image.progress import Progress
 from edge_image.synthetic import trained_like_output
 
 log = logging.getLogger(__name__)

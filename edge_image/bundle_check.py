@@ -4,13 +4,13 @@ roles/edge_service runs ``python -m edge_image.bundle_check`` on the controller,
 file of the bundle is read for copying or written on a device, and copies only what it reports.
 
 First, provenance: ``manifest.sig`` must verify over the manifest's exact bytes with one of the
-``--trusted-key`` public keys (:mod:`edge_image.signing`) before the manifest's content is believed;
+``--trusted-key`` public keys (:mod:`edge_image.contract.signing`) before the manifest's content is believed;
 ``--allow-unsigned`` (development only) turns that into a warning on stderr.
 
 - ``--archive A --unpack-to D``: a bundle archive (``training_scripts pack``). Every tar member must
   be a regular file or directory under one top directory, named without ``..``, a leading ``/`` or
   a backslash; links, devices and FIFOs are refused. ``manifest.json`` is read from the archive and
-  validated (:func:`edge_image.manifest.validate_manifest`: relative paths only, ``version`` in the
+  validated (:func:`edge_image.contract.manifest.validate_manifest`: relative paths only, ``version`` in the
   directory-name alphabet); the archive must hold exactly the files it lists. Those files are then
   streamed into a fresh temporary directory beside ``D`` (``O_EXCL | O_NOFOLLOW``), hashed as they
   are written, and the directory is renamed to ``D`` only when every size and SHA-256 matches: the
@@ -24,7 +24,7 @@ First, provenance: ``manifest.sig`` must verify over the manifest's exact bytes 
 Output: one JSON line ``{"dir", "version", "files", "unpacked", "signer", "copy_files"}``
 (``files``: the manifest's paths; ``copy_files``: what the role copies, manifest and signature
 first); bad input prints ``error: <file>: <problem>`` and exits 2. Only the standard library,
-:mod:`edge_image.manifest` and ``cryptography`` (an Ansible dependency) are imported, so any
+:mod:`edge_image.contract.manifest` and ``cryptography`` (an Ansible dependency) are imported, so any
 Ansible controller's Python runs it.
 """
 
@@ -43,10 +43,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from edge_image.atomic import repair_dir, replace_dir
-from edge_image.errors import UserError
-from edge_image.manifest import MANIFEST_NAME, parse_manifest, read_manifest, safe_relpath, verify_files
-from edge_image.signing import MAX_SIGNATURE_BYTES, SIGNATURE_NAME, BundleTrust, load_trusted_keys
+from edge_image.contract.atomic import repair_dir, replace_dir
+from edge_image.contract.errors import UserError
+from edge_image.contract.manifest import (
+    MANIFEST_NAME,
+    parse_manifest,
+    read_manifest,
+    safe_relpath,
+    verify_files,
+)
+from edge_image.contract.signing import MAX_SIGNATURE_BYTES, SIGNATURE_NAME, BundleTrust, load_trusted_keys
 
 #: manifest.json larger than this is not a manifest (a bundle of thousands of files is ~1 MiB).
 MAX_MANIFEST_BYTES = 4 << 20

@@ -19,10 +19,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from edge_image.errors import UserError
+from edge_image.contract.errors import UserError
 
 if TYPE_CHECKING:
-    from edge_image.signing import BundleTrust
+    from edge_image.contract.signing import BundleTrust
 
 SOURCE_KINDS = ("camera", "video", "stream", "folder")
 BACKEND_KINDS = ("auto", "mvnc", "openvino", "opencv")
@@ -94,7 +94,7 @@ class ModelConfig:
 
     def trust(self) -> BundleTrust:
         """The keys as they are on disk now (rotation needs no restart); :class:`UserError` if unreadable."""
-        from edge_image.signing import BundleTrust, load_trusted_keys
+        from edge_image.contract.signing import BundleTrust, load_trusted_keys
 
         return BundleTrust(load_trusted_keys(self.trusted_keys), allow_unsigned=self.allow_unsigned)
 
@@ -435,7 +435,7 @@ def parse_config(data: object, *, where: str = "config.yml", base: Path | None =
     >>> parse_config({"model": {"bundle": "/m"}, "source": {"kind": "webcam"}}, where="c.yml")
     Traceback (most recent call last):
     ...
-    edge_image.errors.UserError: c.yml: source.kind: must be one of camera, video, stream, folder
+    edge_image.contract.errors.UserError: c.yml: source.kind: must be one of camera, video, stream, folder
     """
     base = base or Path.cwd()
     top = _Reader(where, "", data)

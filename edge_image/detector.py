@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge_image.backends import Backend
-from edge_image.decode import Detections, RegionSpec, decode
+from edge_image.contract.decode import Detections, RegionSpec, decode
 from edge_image.preprocess import preprocess
 
 #: The timed stages of :meth:`Detector.detect`, in order.

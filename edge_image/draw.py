@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from edge_image.decode import Detections
+from edge_image.contract.decode import Detections
 
 #: Box colour (BGR). Pure, saturated, so the browser test can find drawn boxes by colour.
 BOX_BGR = (0, 255, 0)

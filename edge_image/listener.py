@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from edge_image.errors import UserError
+from edge_image.contract.errors import UserError
 
 _REFUSAL = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 21\r\n"

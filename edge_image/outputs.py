@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_image.config import MqttConfig
-from edge_image.errors import UserError
+from edge_image.contract.errors import UserError
 
 log = logging.getLogger(__name__)
 

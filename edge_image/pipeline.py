@@ -31,14 +31,14 @@ import numpy as np
 
 from edge_image.backends import Backend, BackendError, open_backend, resolve_kind
 from edge_image.config import Backoff, ServiceConfig
-from edge_image.decode import Detections
+from edge_image.contract.decode import Detections
+from edge_image.contract.errors import UserError
+from edge_image.contract.manifest import MANIFEST_NAME, Bundle, load_bundle
+from edge_image.contract.signing import SIGNATURE_NAME
 from edge_image.detector import Detector
 from edge_image.draw import annotate, encode_jpeg
-from edge_image.errors import UserError
-from edge_image.manifest import MANIFEST_NAME, Bundle, load_bundle
 from edge_image.metrics import Metrics
 from edge_image.outputs import frame_record
-from edge_image.signing import SIGNATURE_NAME
 from edge_image.sources import LatestFrameGrabber, Source, SourceEndedError, SourceError, make_source
 
 log = logging.getLogger(__name__)

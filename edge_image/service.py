@@ -20,7 +20,7 @@ from aiohttp import web
 
 from edge_image import sdnotify
 from edge_image.config import ServiceConfig
-from edge_image.errors import UserError
+from edge_image.contract.errors import UserError
 from edge_image.listener import ConnectionCap, listen, tls_context
 from edge_image.metrics import Metrics
 from edge_image.outputs import JsonlLog, MqttPublisher

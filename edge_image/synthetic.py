@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_image.decode import RegionSpec
+from edge_image.contract.decode import RegionSpec
 
 
 def trained_like_output(

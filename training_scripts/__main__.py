@@ -13,7 +13,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from edge_image.errors import run_command
+from edge_image.contract.errors import run_command
 from training_scripts import __version__
 
 COMMANDS: tuple[str, ...] = (

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training_scripts import atomic
+from edge_image.contract import atomic
 
 Log = Callable[[str], None]
 
@@ -120,8 +120,8 @@ def run(
         time_backend,
         time_darknet,
     )
-    from edge_image.decode import RegionSpec
-    from edge_image.manifest import load_bundle
+    from edge_image.contract.decode import RegionSpec
+    from edge_image.contract.manifest import load_bundle
     from training_scripts.darknet.cfg import describe, parse_cfg, total_gflops
     from training_scripts.darknet.valid import run_darknet_valid
     from training_scripts.dataset.darknet_layout import read_list, read_names

@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from training_scripts import atomic
-from training_scripts.errors import UserError
+from edge_image.contract import atomic
+from edge_image.contract.errors import UserError
 
 Runner = Callable[[Sequence[str]], str]
 GPU_FIELDS = ("name", "compute_cap", "driver_version", "memory.total")

@@ -17,7 +17,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from edge_image.errors import UserError, read_json
+from edge_image.contract.errors import UserError, read_json
 
 
 def _join(*parts: str) -> str:

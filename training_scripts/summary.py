@@ -17,8 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_image.errors import read_json
-from training_scripts.errors import UserError
+from edge_image.contract.errors import UserError, read_json
 from training_scripts.evaluation.selection_file import SelectionFile
 from training_scripts.published import LatestPointer
 

@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any
 
-from edge_image.errors import UserError
+from edge_image.contract.errors import UserError
 
 DEFAULT_HOST_DIR = "/var/lib/edgeyolo/train/runs"
 DEFAULT_PREFIX = "checkpoints"

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from edge_image.errors import UserError
+from edge_image.contract.errors import UserError
 
 
 @dataclass(frozen=True)

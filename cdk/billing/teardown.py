@@ -44,7 +44,7 @@ from cdk.edgeyolo_cdk.config import (
     TAG_ROLE,
     DeployConfig,
 )
-from edge_image.errors import UserError
+from edge_image.contract.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:

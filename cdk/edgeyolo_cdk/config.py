@@ -9,7 +9,7 @@ value raises ``UserError`` with one line naming the context key. Plain Python: n
 >>> parse_context({"rootVolumeGiB": 20})
 Traceback (most recent call last):
 ...
-edge_image.errors.UserError: cdk.json context: rootVolumeGiB: 20 is outside 75..16384
+edge_image.contract.errors.UserError: cdk.json context: rootVolumeGiB: 20 is outside 75..16384
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from cdk.edgeyolo_cdk.gpu import (
     MatrixRow,
     check_combination,
 )
-from edge_image.errors import UserError, read_json
+from edge_image.contract.errors import UserError, read_json
 
 # Tag contract shared with the Ansible inventory (amazon.aws.aws_ec2 filters) and cdk.billing.
 TAG_PROJECT = "Project"

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edge_image.errors import UserError
+from edge_image.contract.errors import UserError
 
 
 @dataclass(frozen=True)

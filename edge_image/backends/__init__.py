@@ -1,7 +1,7 @@
 """Inference backends behind one interface, and the ``auto`` choice.
 
 A backend takes the preprocessed batch (see :mod:`edge_image.preprocess`) and returns the
-raw region-layer output; :func:`edge_image.decode.decode` turns it into boxes for all of
+raw region-layer output; :func:`edge_image.contract.decode.decode` turns it into boxes for all of
 them. ``auto`` = a Movidius stick is plugged in and the NCSDK API imports → ``mvnc``; else
 OpenVINO is installed → ``openvino``; else ``opencv`` (cv2.dnn).
 """
@@ -16,9 +16,9 @@ from typing import Protocol
 import numpy as np
 
 from edge_image.config import BackendConfig
-from edge_image.decode import Layout
-from edge_image.errors import UserError
-from edge_image.manifest import Bundle
+from edge_image.contract.decode import Layout
+from edge_image.contract.errors import UserError
+from edge_image.contract.manifest import Bundle
 from edge_image.preprocess import InputLayout
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class Backend(Protocol):
 
     ``input_hw`` is the network input (height, width); ``input_layout`` and ``input_dtype``
     say what :func:`edge_image.preprocess.preprocess` must produce; ``output_layout`` is the
-    raw output's layout for :func:`edge_image.decode.decode`.
+    raw output's layout for :func:`edge_image.contract.decode.decode`.
     """
 
     name: str

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 
 from edge_image.backends import BackendError
-from edge_image.decode import Layout
-from edge_image.errors import UserError
-from edge_image.manifest import Bundle
+from edge_image.contract.decode import Layout
+from edge_image.contract.errors import UserError
+from edge_image.contract.manifest import Bundle
 from edge_image.preprocess import InputLayout
 
 log = logging.getLogger(__name__)

@@ -12,9 +12,9 @@ import logging
 import numpy as np
 
 from edge_image.backends import BackendError, layout_from_shape
-from edge_image.decode import Layout
-from edge_image.errors import UserError
-from edge_image.manifest import Bundle, companion
+from edge_image.contract.decode import Layout
+from edge_image.contract.errors import UserError
+from edge_image.contract.manifest import Bundle, companion
 from edge_image.preprocess import InputLayout
 
 log = logging.getLogger(__name__)

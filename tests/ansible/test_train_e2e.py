@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_image.manifest import load_bundle
+from edge_image.contract.manifest import load_bundle
 from tests.ansible.runner import ANSIBLE_DIR, REPO, PlaybookRun, run_playbook
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]

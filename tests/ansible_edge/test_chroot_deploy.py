@@ -32,8 +32,8 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from edge_image.manifest import build_manifest, write_manifest
-from edge_image.signing import key_id, signature_document
+from edge_image.contract.manifest import build_manifest, write_manifest
+from edge_image.contract.signing import key_id, signature_document
 from tests.ansible_edge.helpers import (
     EDGE_PLAYBOOK,
     PLAYBOOKS,

@@ -14,6 +14,7 @@ import pytest
 
 from edge_image.backends import PROBES
 from edge_image.backends.ncs import probe_mvnc
+from edge_image.contract.errors import UserError
 from tests.edge.fake_mvnc import make_v1, make_v2
 from training_scripts.__main__ import main as training_main
 from training_scripts.emulation.edge_node import (
@@ -25,7 +26,6 @@ from training_scripts.emulation.edge_node import (
     vendor_archive,
 )
 from training_scripts.emulation.rootfs import ARCHES, arch, ensure_binfmt
-from training_scripts.errors import UserError
 
 VENDOR = Path(__file__).resolve().parents[2].parent / "shared" / "vendor"
 

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from cdk.edgeyolo_cdk.config import DeployConfig, parse_context
-from edge_image.errors import UserError
+from edge_image.contract.errors import UserError
 from tests.fixtures.cdk import NODE_MAJOR, REPO, base_context
 
 

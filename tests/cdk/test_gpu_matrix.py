@@ -18,7 +18,7 @@ from cdk.edgeyolo_cdk.gpu import (
     ROW_BY_INSTANCE_TYPE,
     render_markdown,
 )
-from edge_image.errors import UserError
+from edge_image.contract.errors import UserError
 from tests.fixtures.cdk import REPO, base_context
 
 OSS_SSM = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_image.decode import VOC_TINY_ANCHORS
+from edge_image.contract.decode import VOC_TINY_ANCHORS
+from edge_image.contract.errors import UserError
 from tests.darknet.conftest import NAMES3, write_dataset_dir
 from training_scripts.__main__ import main
 from training_scripts.darknet.cfg import (
@@ -24,7 +25,6 @@ from training_scripts.darknet.cfg import (
     total_gflops,
 )
 from training_scripts.darknet.profiles import PROFILES, generate_cfg, recommended_max_batches
-from training_scripts.errors import UserError
 
 # darknet's layer table (src/convolutional_layer.c, maxpool_layer.c)
 _CONV_ROW = re.compile(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_image.errors import UserError
+from edge_image.contract.errors import UserError
 from training_scripts.darknet.cuda_toolkit import (
     STAMP,
     ToolkitSpec,

@@ -15,7 +15,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_image.decode import decode
+from edge_image.contract.decode import decode
+from edge_image.contract.errors import UserError
 from tests.darknet.conftest import write_images
 from training_scripts.darknet.cfg import parse_cfg
 from training_scripts.darknet.forward import DarknetModel, preprocess
@@ -27,7 +28,6 @@ from training_scripts.darknet.valid import (
     run_darknet_valid,
 )
 from training_scripts.darknet.weights import ConvWeights, DarknetWeights, random_weights, write_weights
-from training_scripts.errors import UserError
 
 PROB_TOL = 2e-5
 COORD_TOL = 0.01

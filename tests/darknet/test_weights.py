@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge_image.contract.errors import UserError
 from tests.darknet.conftest import NAMES3
 from training_scripts.__main__ import main
 from training_scripts.darknet.cfg import parse_cfg, render_cfg
@@ -21,7 +22,6 @@ from training_scripts.darknet.weights import (
     read_weights,
     write_weights,
 )
-from training_scripts.errors import UserError
 
 
 def darknet_partial(darknet: Path, cfg: Path, weights: Path, out: Path, n: int) -> bytes:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_image.decode import VOC_TINY_ANCHORS
+from edge_image.contract.decode import VOC_TINY_ANCHORS
 from training_scripts.__main__ import main
 from training_scripts.dataset.anchors import avg_iou, iou_wh, kmeans_anchors, training_box_sizes
 

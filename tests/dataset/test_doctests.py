@@ -17,7 +17,7 @@ MODULES = [
     "training_scripts.dataset.report",
     "training_scripts.dataset.anchors",
     "training_scripts.dataset.logos",
-    "edge_image.progress",
+    "edge_image.contract.progress",
     "training_scripts.dataset.yolo",
     "training_scripts.cli.synth",
 ]

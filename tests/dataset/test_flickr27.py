@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from edge_image.contract.errors import UserError
 from tests.dataset.builders import all_files, cumulative, flickr27_source
 from training_scripts.__main__ import main
 from training_scripts.dataset.darknet_layout import read_data_file, read_labels, read_list
 from training_scripts.dataset.flickr27 import QUERY_FILE, TRAINING_FILE
 from training_scripts.dataset.prepare import prepare_dataset
-from training_scripts.errors import UserError
 
 SIZES = {
     "a.jpg": (200, 100),

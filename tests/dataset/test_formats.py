@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from edge_image.contract.errors import UserError
 from tests.dataset.builders import all_files, coco_source, voc_source, write_image
 from training_scripts.__main__ import main
 from training_scripts.dataset.darknet_layout import read_list
 from training_scripts.dataset.prepare import prepare_dataset
-from training_scripts.errors import UserError
 
 DOG_A = "1 0.175000 0.300000 0.250000 0.400000"  # corners 10,10-60,50 on 200x100
 CAT_A = "0 0.625000 0.500000 0.250000 0.600000"  # corners 100,20-150,80 on 200x100

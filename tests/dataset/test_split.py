@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edge_image.contract.errors import UserError
 from training_scripts.dataset.darknet_layout import label_path_for, read_labels, read_list
 from training_scripts.dataset.model import Box, Sample
 from training_scripts.dataset.split import parse_split, smooth_round_robin, stratified_split, subset6_split
-from training_scripts.errors import UserError
 
 
 def sample(name: str, *classes: str) -> Sample:

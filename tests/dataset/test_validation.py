@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
+from edge_image.contract.errors import UserError
 from tests.dataset.builders import flickr27_source, write_image
 from training_scripts.__main__ import main
 from training_scripts.dataset.darknet_layout import read_labels
 from training_scripts.dataset.prepare import prepare_dataset
-from training_scripts.errors import UserError
 
 LINES = [
     "ok.jpg A 6 10 10 40 40",  # kept

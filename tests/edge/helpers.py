@@ -16,8 +16,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge_image.decode import VOC_TINY_ANCHORS, RegionSpec
-from edge_image.manifest import build_manifest, write_manifest
+from edge_image.contract.decode import VOC_TINY_ANCHORS, RegionSpec
+from edge_image.contract.manifest import build_manifest, write_manifest
 from tests.fixtures import signing
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

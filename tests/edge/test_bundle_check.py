@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from edge_image.bundle_check import check_archive, check_directory
-from edge_image.errors import UserError
-from edge_image.signing import BundleTrust
+from edge_image.contract.errors import UserError
+from edge_image.contract.signing import BundleTrust
 from tests.fixtures.bundle import logo_bundle
 from training_scripts.export.archive import pack_bundle
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from edge_image.config import Backoff, load_config, parse_config
-from edge_image.errors import UserError
+from edge_image.contract.errors import UserError
 from tests.edge.helpers import REPO_ROOT
 
 BASE = {"model": {"bundle": "models/current"}, "source": {"kind": "video", "path": "clip.mp4", "loop": True}}

@@ -8,7 +8,15 @@ import time
 import numpy as np
 import pytest
 
-from edge_image.decode import RegionSpec, cxcywh_to_xyxy, decode, iou_matrix, nms, region_boxes, to_grid
+from edge_image.contract.decode import (
+    RegionSpec,
+    cxcywh_to_xyxy,
+    decode,
+    iou_matrix,
+    nms,
+    region_boxes,
+    to_grid,
+)
 from edge_image.synthetic import trained_like_output
 
 SPEC = RegionSpec(classes=3)  # 5 anchors x (5 + 3) = 40 channels
@@ -150,7 +158,7 @@ def test_dense_and_per_class_nms_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     scores = rng.random(1500)
     classes = rng.integers(0, 4, 1500)
     per_class = nms(boxes, scores, classes, 0.3)  # > 1024 boxes: per-class path
-    import edge_image.decode as mod
+    import edge_image.contract.decode as mod
 
     monkeypatch.setattr(mod, "_NMS_DENSE_MAX", 10_000)
     dense = nms(boxes, scores, classes, 0.3)

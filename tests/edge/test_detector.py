@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edge_image.backends import BackendError
-from edge_image.decode import RegionSpec, decode
+from edge_image.contract.decode import RegionSpec, decode
 from edge_image.detector import DETECT_STAGES, Detector
 from tests.edge.helpers import ScriptedBackend
 

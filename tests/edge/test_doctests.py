@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = [
-    "edge_image.decode",
+    "edge_image.contract.decode",
     "edge_image.config",
     "edge_image.preprocess",
     "edge_image.backends",
@@ -16,7 +16,7 @@ MODULES = [
     "edge_image.metrics",
     "edge_image.outputs",
     "edge_image.sdnotify",
-    "edge_image.errors",
+    "edge_image.contract.errors",
 ]
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from edge_image.backends.ncs import MvncBackend
 from edge_image.config import parse_config
-from edge_image.manifest import load_bundle
+from edge_image.contract.manifest import load_bundle
 from edge_image.metrics import Metrics
 from edge_image.outputs import JsonlLog, frame_record
 from edge_image.pipeline import Pipeline

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from edge_image.config import MqttConfig, parse_config
-from edge_image.errors import UserError
+from edge_image.contract.errors import UserError
 from edge_image.outputs import MqttPublisher, frame_record
 from tests.edge.helpers import wait_for
 from tests.fixtures.tls import tls_files

@@ -15,9 +15,9 @@ import pytest
 from edge_image.backends import BackendError, resolve_kind
 from edge_image.backends.ncs import MvncBackend, api_version
 from edge_image.config import BackendConfig, parse_config
-from edge_image.decode import decode
-from edge_image.errors import UserError
-from edge_image.manifest import Bundle, load_bundle
+from edge_image.contract.decode import decode
+from edge_image.contract.errors import UserError
+from edge_image.contract.manifest import Bundle, load_bundle
 from edge_image.metrics import Metrics
 from edge_image.pipeline import Pipeline
 from tests.edge import fake_mvnc

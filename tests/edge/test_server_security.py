@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from edge_image.config import ServiceConfig, parse_config
-from edge_image.errors import UserError
+from edge_image.contract.errors import UserError
 from edge_image.listener import tls_context
 from tests.edge.helpers import get_json, http, make_bundle, metric, wait_for, write_images
 from tests.edge.test_service_unit import TOKEN, config_for, running

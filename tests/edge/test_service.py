@@ -20,10 +20,10 @@ import yaml
 
 from edge_image.backends import open_backend
 from edge_image.config import BackendConfig
-from edge_image.decode import decode
+from edge_image.contract.decode import decode
+from edge_image.contract.errors import UserError
+from edge_image.contract.manifest import build_manifest, companion, load_bundle, write_manifest
 from edge_image.draw import class_colour
-from edge_image.errors import UserError
-from edge_image.manifest import build_manifest, companion, load_bundle, write_manifest
 from edge_image.preprocess import preprocess
 from tests.edge.helpers import REPO_ROOT, ServiceProcess, free_port, get_json, http, metric, scrape, wait_for
 from tests.fixtures import signing

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from edge_image.config import MqttConfig, ServiceConfig, parse_config
-from edge_image.manifest import Bundle
+from edge_image.contract.manifest import Bundle
 from edge_image.metrics import Metrics
 from edge_image.outputs import JsonlLog, MqttPublisher, frame_record
 from edge_image.pipeline import Pipeline

@@ -16,9 +16,9 @@ import pytest
 from moto import mock_aws
 
 from edge_image.bundle_check import check_archive, check_directory
-from edge_image.errors import UserError
-from edge_image.manifest import load_bundle, write_manifest
-from edge_image.signing import SIGNATURE_NAME, BundleTrust, key_id, load_trusted_keys
+from edge_image.contract.errors import UserError
+from edge_image.contract.manifest import load_bundle, write_manifest
+from edge_image.contract.signing import SIGNATURE_NAME, BundleTrust, key_id, load_trusted_keys
 from tests.fixtures.bundle import logo_bundle
 from training_scripts.export.archive import pack_bundle
 from training_scripts.export.signing import KmsSigner, generate_key, sign_bundle, signer_from_spec

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge_image.contract.errors import UserError
 from training_scripts.dataset.darknet_layout import read_labels, read_list
-from training_scripts.errors import UserError
 from training_scripts.evaluation import evaluate as evaluate_mod
 from training_scripts.evaluation.evaluate import Evaluator, load_truths, query_accuracy, resolve_list
 from training_scripts.evaluation.metrics import ImagePredictions

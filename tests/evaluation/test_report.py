@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from edge_image.contract.errors import UserError
 from training_scripts.darknet.cfg import describe, parse_cfg
-from training_scripts.errors import UserError
 from training_scripts.report.render import build_context, render_html
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_image.errors import UserError
-from edge_image.manifest import load_bundle
+from edge_image.contract.errors import UserError
+from edge_image.contract.manifest import load_bundle
 from tests.edge.helpers import REPO_ROOT
 from tests.export.test_manifest import make_bundle
 from training_scripts.export.archive import pack_bundle

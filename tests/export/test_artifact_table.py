@@ -1,4 +1,4 @@
-"""One table of artifact types (edge_image.manifest.ARTIFACT_TYPES): export's formats, file names,
+"""One table of artifact types (edge_image.contract.manifest.ARTIFACT_TYPES): export's formats, file names,
 builders, parity tolerances and the manifest's known kinds all come from it, and it keeps the
 kinds bundles already carry."""
 
@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from edge_image.errors import UserError
-from edge_image.manifest import ARTIFACT_KINDS, ARTIFACT_TYPES, ARTIFACTS, companion
+from edge_image.contract.errors import UserError
+from edge_image.contract.manifest import ARTIFACT_KINDS, ARTIFACT_TYPES, ARTIFACTS, companion
 from training_scripts.export import FORMATS, parity
 from training_scripts.export import bundle as export_bundle
 
@@ -57,7 +57,7 @@ def test_every_format_row_names_a_builder_module_with_the_contract(row) -> None:
 def test_the_table_does_not_pull_training_code_onto_the_pi() -> None:
     """Builders are named, not imported: the edge package loads the table without training_scripts."""
     code = (
-        "import sys, edge_image.manifest as m; assert m.ARTIFACTS; "
+        "import sys, edge_image.contract.manifest as m; assert m.ARTIFACTS; "
         "print(any(k.startswith('training_scripts') for k in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_image.errors import UserError
-from edge_image.manifest import MANIFEST_NAME, file_digest, load_bundle
-from edge_image.signing import SIGNATURE_NAME
+from edge_image.contract.errors import UserError
+from edge_image.contract.manifest import MANIFEST_NAME, file_digest, load_bundle
+from edge_image.contract.signing import SIGNATURE_NAME
 from tests.fixtures.bundle import ModelExport
 from training_scripts.__main__ import main
 from training_scripts.darknet.cfg import parse_cfg

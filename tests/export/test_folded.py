@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edge_image.contract.errors import UserError
 from training_scripts.darknet.cfg import LayerInfo, parse_cfg
 from training_scripts.darknet.forward import DarknetModel
 from training_scripts.darknet.profiles import generate_cfg
 from training_scripts.darknet.weights import random_weights
-from training_scripts.errors import UserError
 from training_scripts.export.folded import FoldedConv, MaxPool, fold, pool_padding
 
 ONE_BY_ONE = (

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_image.errors import UserError
-from edge_image.manifest import (
+from edge_image.contract.errors import UserError
+from edge_image.contract.manifest import (
     MANIFEST_NAME,
     build_manifest,
     file_digest,
@@ -174,7 +174,7 @@ def test_build_refuses_an_unknown_kind(tmp_path: Path) -> None:
 
 def test_edge_module_stays_light() -> None:
     code = (
-        "import sys, edge_image.manifest; "
+        "import sys, edge_image.contract.manifest; "
         "names = ('numpy', 'tensorflow', 'openvino', 'onnx', 'onnxruntime', 'training_scripts'); "
         "heavy = [m for m in names if m in sys.modules]; "
         "print(heavy)"

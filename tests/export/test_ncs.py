@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from edge_image.contract.errors import UserError
 from training_scripts.darknet.cfg import parse_cfg
 from training_scripts.darknet.profiles import generate_cfg
 from training_scripts.darknet.weights import random_weights, write_weights
-from training_scripts.errors import UserError
 from training_scripts.export import ncs
 from training_scripts.export.bundle import export_bundle
 

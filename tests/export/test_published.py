@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_image.errors import UserError
+from edge_image.contract.errors import UserError
 from training_scripts.published import LatestPointer, PublishedLayout
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from training_scripts import atomic
+from edge_image.contract import atomic
+from edge_image.contract.errors import UserError
 from training_scripts.__main__ import COMMANDS, build_parser, main
-from training_scripts.errors import UserError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -91,7 +91,7 @@ def test_cli_parser_builds_without_heavy_imports() -> None:
 def test_one_progress_reporter_for_quiet_loops_and_long_runs() -> None:
     import io
 
-    from edge_image.progress import Progress
+    from edge_image.contract.progress import Progress
 
     now = [0.0]
     out = io.StringIO()

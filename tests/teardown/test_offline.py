@@ -15,7 +15,7 @@ from cdk.billing.prices import (
 from cdk.billing.pull import build_sync_commands
 from cdk.billing.table import render_table
 from cdk.edgeyolo_cdk.gpu import GPU_BY_INSTANCE_TYPE
-from edge_image.errors import UserError
+from edge_image.contract.errors import UserError
 
 
 def test_price_table_states_date_and_source() -> None:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_image.atomic import atomic_dir, repair_dir
-from edge_image.errors import UserError
-from edge_image.manifest import load_bundle
+from edge_image.contract.atomic import atomic_dir, repair_dir
+from edge_image.contract.errors import UserError
+from edge_image.contract.manifest import load_bundle
 from tests.fixtures.bundle import logo_bundle
 from tests.training.test_driver import _cfg, _options
 from training_scripts.training.checkpoints import LEDGER_NAME, read_ledger

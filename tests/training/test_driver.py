@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from edge_image.contract.errors import UserError
 from tests.fixtures.training import TRAIN_ITERATIONS, TRAIN_SEGMENT
 from training_scripts.darknet.cfg import parse_cfg
 from training_scripts.darknet.profiles import generate_cfg
 from training_scripts.darknet.weights import expected_size, read_weights
 from training_scripts.dataset.darknet_layout import read_names
-from training_scripts.errors import UserError
 from training_scripts.training.driver import (
     DarknetFailedError,
     TrainOptions,

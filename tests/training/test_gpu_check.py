@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from training_scripts.errors import UserError
+from edge_image.contract.errors import UserError
 from training_scripts.gpu_check import Sampler, gpu_info, images_per_second, nvidia_smi, run_check
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,7 +94,8 @@ def test_check_trains_exports_and_reports(darknet_bin: Path, tmp_path: Path) -> 
     assert [line.split("]")[0] for line in lines] == [f"gpu-check: [{i}/4" for i in range(1, 5)]
     assert record["cfg"] == {"classes": 3, "size": 96, "batch": 16, "iterations": 6, "profile": "cpu-smoke"}
     metrics = tmp_path / "out" / "work" / "run" / "metrics.csv"
-    assert record["images_per_second"] == pytest.approx(images_per_second(metrics, 16), rel=1e-3)
+    # the record keeps one decimal
+    assert record["images_per_second"] == pytest.approx(images_per_second(metrics, 16), abs=0.05)
     assert record["images_per_second"] > 0
     assert record["nvidia_smi"]["samples"] >= 2 and record["nvidia_smi"]["memory_max_mib"] >= 1020.0
     kinds = [p["kind"] for p in record["parity"]]

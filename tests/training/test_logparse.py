@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from training_scripts.errors import UserError
+from edge_image.contract.errors import UserError
 from training_scripts.training.history import HistoryWriter, read_history, truncate_history
 from training_scripts.training.logparse import IterationRecord, LogParser, NaNLossError, parse_lines
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import boto3
 import pytest
 
+from edge_image.contract.errors import UserError
 from tests.fixtures.cdk import REGION
 from tests.training.test_driver import _cfg, _options
-from training_scripts.errors import UserError
 from training_scripts.training.checkpoints import newest_checkpoint
 from training_scripts.training.driver import train
 from training_scripts.training.history import read_history

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from training_scripts.errors import UserError
+from edge_image.contract.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     """Compute and print the anchors."""
     import numpy as np
 
-    from edge_image.decode import VOC_TINY_ANCHORS
+    from edge_image.contract.decode import VOC_TINY_ANCHORS
     from training_scripts.dataset.anchors import (
         anchors_line,
         avg_iou,

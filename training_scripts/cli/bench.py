@@ -28,8 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark and print the table."""
+    from edge_image.contract.errors import UserError
     from training_scripts.bench import run as run_bench
-    from training_scripts.errors import UserError
 
     for flag in ("classes", "images", "frames"):
         if getattr(args, flag) < 1:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from training_scripts.errors import UserError
+from edge_image.contract.errors import UserError
 
 
 def _parse_anchors(text: str) -> tuple[float, ...]:
@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generate, self-check (parse + shape inference) and write the cfg."""
-    from training_scripts.atomic import write_text
+    from edge_image.contract.atomic import write_text
     from training_scripts.darknet.cfg import check_classes, describe, parse_cfg, total_gflops
     from training_scripts.darknet.profiles import generate_cfg
     from training_scripts.dataset.darknet_layout import read_names

@@ -18,7 +18,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from training_scripts.errors import UserError
+from edge_image.contract.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

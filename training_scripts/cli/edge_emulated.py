@@ -51,9 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the emulated node and print its summary line."""
+    from edge_image.contract.errors import UserError
     from training_scripts.emulation.edge_node import free_port, published_archive, run_emulated_edge
     from training_scripts.emulation.rootfs import arch
-    from training_scripts.errors import UserError
 
     target = arch(args.arch)
     if os.geteuid() != 0:

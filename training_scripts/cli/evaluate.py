@@ -35,8 +35,8 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate and print; write JSON when asked."""
     import json
 
-    from training_scripts.atomic import write_text
-    from training_scripts.errors import UserError
+    from edge_image.contract.atomic import write_text
+    from edge_image.contract.errors import UserError
     from training_scripts.evaluation.evaluate import Evaluator
     from training_scripts.training.data import load_data_config
 

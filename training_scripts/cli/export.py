@@ -18,7 +18,7 @@ import glob
 import os
 from pathlib import Path
 
-from training_scripts.errors import UserError
+from edge_image.contract.errors import UserError
 from training_scripts.export import DEFAULT_FORMATS, FORMATS
 
 

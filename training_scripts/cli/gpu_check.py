@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the check and print its table."""
-    from training_scripts.errors import UserError
+    from edge_image.contract.errors import UserError
     from training_scripts.gpu_check import run_check
 
     for flag in ("iterations", "images", "classes"):

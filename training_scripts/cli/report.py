@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Render and write the report."""
-    from training_scripts.errors import UserError
+    from edge_image.contract.errors import UserError
     from training_scripts.report.render import write_report
 
     if args.samples < 0:

@@ -27,8 +27,8 @@ def run(args: argparse.Namespace) -> int:
     """Write the key file(s); print ``PUBLIC_PEM key_id``."""
     from cryptography.hazmat.primitives import serialization
 
-    from edge_image.signing import key_id
-    from training_scripts import atomic
+    from edge_image.contract import atomic
+    from edge_image.contract.signing import key_id
     from training_scripts.export.signing import KmsSigner, generate_key
 
     if args.kms:

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the summary (and write JSON)."""
-    from training_scripts import atomic
+    from edge_image.contract import atomic
     from training_scripts.summary import summarize, to_json
 
     summary = summarize(args.published, args.edge_url, seconds=args.seconds)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from training_scripts.errors import UserError
+from edge_image.contract.errors import UserError
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     """Train; print where the checkpoints are. SIGTERM stops like Ctrl-C."""
     import signal
 
-    from training_scripts.errors import UserError
+    from edge_image.contract.errors import UserError
     from training_scripts.training.driver import TrainOptions, resolve_darknet, train
 
     signal.signal(signal.SIGTERM, _stop)

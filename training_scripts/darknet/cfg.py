@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge_image.decode import RegionSpec
-from training_scripts.errors import UserError
+from edge_image.contract.decode import RegionSpec
+from edge_image.contract.errors import UserError
 
 # darknet's string_to_layer_type (src/parser.c): header → canonical kind
 _ALIASES: dict[str, str] = {

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from training_scripts.errors import UserError
+from edge_image.contract.errors import UserError
 
 STAMP = "toolkit.json"
 DEBIAN_SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"),)

@@ -14,7 +14,7 @@ batchnorm_layer.c, maxpool_layer.c, activations.h):
 
 The model returns the raw output of the last convolution (before the region layer's
 logistic/softmax), channel-minor ``(N, H, W, C)`` with channel ``a * (5 + classes) + k``:
-darknet's CHW memory order transposed. :func:`edge_image.decode.decode` turns it into boxes.
+darknet's CHW memory order transposed. :func:`edge_image.contract.decode.decode` turns it into boxes.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_image.decode import Detections, RegionSpec, decode
+from edge_image.contract.decode import Detections, RegionSpec, decode
+from edge_image.contract.errors import UserError
 from training_scripts.darknet.cfg import LayerInfo, Section, describe, net_size, parse_cfg, region_spec
 from training_scripts.darknet.weights import ConvWeights, DarknetWeights, read_weights
-from training_scripts.errors import UserError
 
 # darknet normalize_cpu: x = (x - mean) / (sqrt(variance) + .000001f)
 BN_EPSILON = 1e-6

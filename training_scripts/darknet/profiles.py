@@ -33,8 +33,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from edge_image.decode import VOC_TINY_ANCHORS
-from training_scripts.errors import UserError
+from edge_image.contract.decode import VOC_TINY_ANCHORS
+from edge_image.contract.errors import UserError
 
 PROFILE_NAMES: tuple[str, ...] = ("gpu", "cpu-smoke")
 # yolov2-tiny-voc's eight 3x3 convolutions at full width

@@ -8,7 +8,7 @@ and extension, coordinates are pixels of the original image with darknet's +1 of
 clipped to ``[1, width]`` / ``[1, height]`` (``print_detector_detections``), printed
 with ``%f`` (6 decimals).
 
-:func:`detections_to_rows` turns our :class:`~edge_image.decode.Detections` into the
+:func:`detections_to_rows` turns our :class:`~edge_image.contract.decode.Detections` into the
 same rows, and :func:`compare_rows` matches two row sets within a tolerance.
 """
 
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_image.decode import Detections
-from training_scripts.errors import UserError
+from edge_image.contract.decode import Detections
+from edge_image.contract.errors import UserError
 
 VALID_THRESH = 0.005
 VALID_NMS = 0.45

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from training_scripts.atomic import write_bytes
+from edge_image.contract.atomic import write_bytes
+from edge_image.contract.errors import UserError
 from training_scripts.darknet.cfg import LayerInfo, Section, describe
-from training_scripts.errors import UserError
 
 _F32 = np.dtype("<f4")
 

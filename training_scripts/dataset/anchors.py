@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_image.contract.errors import UserError
 from training_scripts.dataset.darknet_layout import label_path_for, read_data_file, read_labels, read_list
-from training_scripts.errors import UserError
 
 STRIDE = 32
 

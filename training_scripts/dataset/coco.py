@@ -13,9 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edge_image.errors import read_json
+from edge_image.contract.errors import UserError, read_json
 from training_scripts.dataset.model import RawBox, RawImage, Source, xywh_to_corners
-from training_scripts.errors import UserError
 
 
 def _json_files(src: Path) -> list[Path]:

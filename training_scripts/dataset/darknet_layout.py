@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training_scripts.errors import UserError
+from edge_image.contract.errors import UserError
 
 # pjreddie src/data.c fill_truth_detection (what `detector train` uses): each pair replaces the
 # FIRST occurrence (strstr) in the path built so far.

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from edge_image.contract.errors import UserError
 from training_scripts.dataset.model import QueryItem, RawBox, RawImage, Source
-from training_scripts.errors import UserError
 
 TRAINING_FILE = "flickr_logos_27_dataset_training_set_annotation.txt"
 QUERY_FILE = "flickr_logos_27_dataset_query_set_annotation.txt"

@@ -14,7 +14,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from training_scripts.atomic import atomic_dir
+from edge_image.contract.atomic import atomic_dir
+from edge_image.contract.errors import UserError
 from training_scripts.dataset.formats import FORMATS
 from training_scripts.dataset.model import Sample, Source
 from training_scripts.dataset.report import build_report, content_digest, plot_report, report_json
@@ -26,7 +27,6 @@ from training_scripts.dataset.write import (
     write_query_images,
     write_samples,
 )
-from training_scripts.errors import UserError
 
 
 def read_source(fmt: str, src: Path) -> Source:

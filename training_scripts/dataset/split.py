@@ -18,9 +18,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from edge_image.contract.errors import UserError
 from training_scripts.dataset.formats import SPLIT_RULES
 from training_scripts.dataset.model import Sample
-from training_scripts.errors import UserError
 
 LISTS = ("train", "valid", "test")
 RULES = SPLIT_RULES

@@ -28,8 +28,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_image.progress import Progress
-from training_scripts.atomic import atomic_dir, write_text
+from edge_image.contract.atomic import atomic_dir, write_text
+from edge_image.contract.errors import UserError
+from edge_image.contract.progress import Progress
 from training_scripts.dataset.flickr27 import QUERY_FILE, TRAINING_FILE
 from training_scripts.dataset.logos import (
     MAX_CLASSES,
@@ -41,7 +42,6 @@ from training_scripts.dataset.logos import (
     tight_box,
     warp_logo,
 )
-from training_scripts.errors import UserError
 
 IMAGE_DIR = "flickr_logos_27_dataset_images"
 MAX_SIDE_FRACTION = {1: 0.6, 2: 0.45, 3: 0.38}

@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
-from edge_image.progress import Progress
+from edge_image.contract.progress import Progress
 from training_scripts.dataset.model import Box, BoxCheck, QueryItem, RawImage, Sample, check_box
 
 # Substrings darknet's label rule would rewrite inside a file name (see darknet_layout).

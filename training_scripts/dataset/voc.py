@@ -14,8 +14,8 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 
+from edge_image.contract.errors import UserError
 from training_scripts.dataset.model import RawBox, RawImage, Source, voc_to_corners
-from training_scripts.errors import UserError
 
 
 def _xml_files(src: Path) -> list[Path]:

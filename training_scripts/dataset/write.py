@@ -12,7 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_image.progress import Progress
+from edge_image.contract.errors import UserError
+from edge_image.contract.progress import Progress
 from training_scripts.dataset.darknet_layout import (
     data_file_text,
     format_label_line,
@@ -20,7 +21,6 @@ from training_scripts.dataset.darknet_layout import (
 )
 from training_scripts.dataset.model import Sample, corners_to_yolo
 from training_scripts.dataset.validate import JPEG_MAGIC
-from training_scripts.errors import UserError
 
 JPEG_QUALITY = 95
 QUERY_DIR = "query"

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edge_image.contract.errors import UserError
 from training_scripts.dataset.darknet_layout import label_path_for
 from training_scripts.dataset.model import RawBox, RawImage, Source, yolo_to_corners
-from training_scripts.errors import UserError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 NAMES_FILES = ("obj.names", "classes.txt")

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import yaml
 
+from edge_image.contract.errors import UserError
 from training_scripts.emulation.playbook import (
     EDGE_PLAYBOOK,
     REPO,
@@ -37,7 +38,6 @@ from training_scripts.emulation.playbook import (
     write_inventory,
 )
 from training_scripts.emulation.rootfs import Arch, Chroot, layered_tarball, rootfs_tarball
-from training_scripts.errors import UserError
 
 VIDEO_INSIDE = "/srv/edge/video.mp4"
 BOOT_CONFIG = "/boot/firmware/config.txt"

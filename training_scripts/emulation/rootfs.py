@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from training_scripts.errors import UserError
+from edge_image.contract.errors import UserError
 
 SUITE = "bookworm"
 MIRROR = os.environ.get("EDGE_TEST_DEBIAN_MIRROR", "http://deb.debian.org/debian")

@@ -3,7 +3,7 @@
 Pipeline per image: OpenCV reads it, :func:`training_scripts.darknet.forward.preprocess`
 stretches it to the network size (RGB, 0..1; what the edge service does too),
 :class:`~training_scripts.darknet.forward.DarknetModel` runs the layers, and
-:func:`edge_image.decode.decode` turns the raw output into boxes at a low threshold
+:func:`edge_image.contract.decode.decode` turns the raw output into boxes at a low threshold
 (.005, as darknet's ``detector valid``/``map``) with NMS .45. Boxes come out normalized to
 the image, the same frame as darknet labels; clipped to the image (as darknet's ``valid``
 output is), they are matched against the labels (:mod:`training_scripts.evaluation.metrics`).
@@ -23,14 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_image.decode import decode
-from edge_image.errors import read_json
-from edge_image.progress import Progress
+from edge_image.contract.decode import decode
+from edge_image.contract.errors import UserError, read_json
+from edge_image.contract.progress import Progress
 from training_scripts.darknet.cfg import check_classes, parse_cfg
 from training_scripts.darknet.forward import DarknetModel, preprocess
 from training_scripts.darknet.weights import read_weights
 from training_scripts.dataset.darknet_layout import label_path_for, read_labels, read_list
-from training_scripts.errors import UserError
 from training_scripts.evaluation.metrics import (
     Evaluation,
     ImagePredictions,

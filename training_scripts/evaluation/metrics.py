@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge_image.decode import iou_matrix
+from edge_image.contract.decode import iou_matrix
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from training_scripts.atomic import write_bytes
+from edge_image.contract.atomic import write_bytes
 from training_scripts.training.plots import figure_png
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from training_scripts.errors import UserError
+from edge_image.contract.errors import UserError
 from training_scripts.evaluation.evaluate import EvaluationRun, Evaluator
 from training_scripts.evaluation.selection_file import SelectedCheckpoint, SelectionFile
 from training_scripts.training.checkpoints import checkpoint_name, list_checkpoints

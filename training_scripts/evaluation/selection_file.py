@@ -19,9 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_image.errors import read_json
-from training_scripts.atomic import write_text
-from training_scripts.errors import UserError
+from edge_image.contract.atomic import write_text
+from edge_image.contract.errors import UserError, read_json
 
 _CHECKPOINT_FIELDS = ("iteration", "weights", "map", "map11", "f1", "precision", "recall", "average_iou")
 

@@ -11,7 +11,7 @@ Pipeline (each step one module):
 * :mod:`.bundle` — all of the above into ``BUNDLE/`` with ``manifest.json`` (atomically).
 
 Which module builds which artifact, its file name and its parity tolerances are one table,
-:data:`edge_image.manifest.ARTIFACT_TYPES`; each builder module exposes ``build(ctx)`` and
+:data:`edge_image.contract.manifest.ARTIFACT_TYPES`; each builder module exposes ``build(ctx)`` and
 ``run(path, batch)`` (:mod:`.context`).
 
 TensorFlow, tf2onnx and OpenVINO are imported inside functions only.
@@ -19,9 +19,9 @@ TensorFlow, tf2onnx and OpenVINO are imported inside functions only.
 
 from __future__ import annotations
 
-from edge_image.manifest import ARTIFACT_TYPES
+from edge_image.contract.manifest import ARTIFACT_TYPES
 
 #: ``--formats`` names, in build order, and the manifest artifact kind each one produces (the
-#: rows of :data:`edge_image.manifest.ARTIFACT_TYPES` that have a format).
+#: rows of :data:`edge_image.contract.manifest.ARTIFACT_TYPES` that have a format).
 FORMATS: dict[str, str] = {t.format: t.kind for t in ARTIFACT_TYPES if t.format}
 DEFAULT_FORMATS: tuple[str, ...] = ("pb", "onnx", "openvino", "openvino-fp16")

@@ -20,9 +20,9 @@ import os
 import tarfile
 from pathlib import Path
 
-from edge_image.manifest import MANIFEST_NAME, load_bundle, verify_files
-from edge_image.signing import SIGNATURE_NAME
-from training_scripts import atomic
+from edge_image.contract import atomic
+from edge_image.contract.manifest import MANIFEST_NAME, load_bundle, verify_files
+from edge_image.contract.signing import SIGNATURE_NAME
 from training_scripts.export.signing import Signer, sign_bundle
 
 
@@ -40,7 +40,7 @@ def _tarinfo(name: str, size: int, *, directory: bool = False) -> tarfile.TarInf
 def bundle_archive_bytes(bundle_dir: str | os.PathLike[str]) -> tuple[bytes, str]:
     """``(archive bytes, top directory name)`` for the verified bundle in ``bundle_dir``.
 
-    Raises :class:`~edge_image.errors.UserError` when the bundle does not verify (a flipped
+    Raises :class:`~edge_image.contract.errors.UserError` when the bundle does not verify (a flipped
     byte is never packed and shipped).
     """
     bundle = load_bundle(bundle_dir, verify=False)

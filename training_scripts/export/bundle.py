@@ -3,7 +3,7 @@
 ``export_bundle(cfg, weights, names, out)`` writes into a temporary sibling of ``out`` and
 renames it into place only when every artifact converted and passed parity, so ``out`` is
 either the previous bundle or a complete new one. Layout (names fixed, see
-:mod:`edge_image.manifest`)::
+:mod:`edge_image.contract.manifest`)::
 
     model.cfg  model.weights  obj.names       darknet source checkpoint
     model.pb   model.meta                     frozen TF graph + darkflow meta
@@ -32,7 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from edge_image.manifest import (
+from edge_image.contract.atomic import atomic_dir, write_text
+from edge_image.contract.errors import UserError
+from edge_image.contract.manifest import (
     ARTIFACT_TYPES,
     ARTIFACTS,
     build_manifest,
@@ -42,18 +44,16 @@ from edge_image.manifest import (
     write_manifest,
 )
 from training_scripts import __version__
-from training_scripts.atomic import atomic_dir, write_text
 from training_scripts.darknet.cfg import check_classes, parse_cfg
 from training_scripts.darknet.forward import DarknetModel
 from training_scripts.darknet.weights import read_weights
 from training_scripts.dataset.darknet_layout import read_names
-from training_scripts.errors import UserError
 from training_scripts.evaluation.selection_file import SelectionFile
 from training_scripts.export import DEFAULT_FORMATS, FORMATS
 from training_scripts.export.context import BuildContext
 from training_scripts.export.folded import fold
 
-#: Artifact kind → file name inside the bundle (from :data:`edge_image.manifest.ARTIFACT_TYPES`).
+#: Artifact kind → file name inside the bundle (from :data:`edge_image.contract.manifest.ARTIFACT_TYPES`).
 FILES: dict[str, str] = {t.kind: t.file for t in ARTIFACT_TYPES}
 PARITY_IMAGES = 5
 

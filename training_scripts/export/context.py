@@ -1,6 +1,6 @@
 """What a builder module gets: :class:`BuildContext`, one artifact to write into the staging bundle.
 
-Each row of :data:`edge_image.manifest.ARTIFACT_TYPES` with a ``builder`` names a module of
+Each row of :data:`edge_image.contract.manifest.ARTIFACT_TYPES` with a ``builder`` names a module of
 this package exposing ``build(ctx: BuildContext) -> None`` (write ``ctx.target``, and the
 row's ``extras``), ``run(path, batch) -> ndarray`` when the row is parity-checked, and
 optionally ``preflight(ctx)`` (fail before any slow conversion when a tool is missing).
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_image.manifest import ARTIFACTS, ArtifactType
+from edge_image.contract.manifest import ARTIFACTS, ArtifactType
 from training_scripts.darknet.cfg import Section
 from training_scripts.export.folded import FoldedNetwork
 

@@ -23,11 +23,11 @@ from typing import Literal
 
 import numpy as np
 
-from edge_image.decode import RegionSpec
+from edge_image.contract.decode import RegionSpec
+from edge_image.contract.errors import UserError
 from training_scripts.darknet.cfg import LayerInfo, Section, describe, net_channels, net_size, region_spec
 from training_scripts.darknet.forward import BN_EPSILON, LEAKY_SLOPE
 from training_scripts.darknet.weights import ConvWeights, DarknetWeights
-from training_scripts.errors import UserError
 
 Activation = Literal["leaky", "linear", "relu", "logistic"]
 

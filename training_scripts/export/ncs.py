@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from training_scripts.errors import UserError
+from edge_image.contract.errors import UserError
 from training_scripts.export.tf_graph import INPUT_NAME, OUTPUT_NAME
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ tf2onnx converts the GraphDef built by :mod:`.tf_graph` (``Pad`` + ``Conv2D`` fo
 ``Conv`` with pads, ``Maximum(Mul(0.1, x), x)`` becomes ``LeakyRelu``, NHWC is kept at the
 model boundary with ``Transpose`` nodes). The graph's ``input:0`` / ``output:0`` are renamed
 ``input`` / ``output`` so every format in a bundle has the same tensor names; the output
-stays NHWC (``layout="hwc"`` for :func:`edge_image.decode.decode`).
+stays NHWC (``layout="hwc"`` for :func:`edge_image.contract.decode.decode`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from training_scripts.atomic import write_bytes
-from training_scripts.errors import UserError
+from edge_image.contract.atomic import write_bytes
+from edge_image.contract.errors import UserError
 from training_scripts.export.tf_graph import INPUT_NAME, OUTPUT_NAME
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from training_scripts.errors import UserError
+from edge_image.contract.errors import UserError
 from training_scripts.export.tf_graph import INPUT_NAME, OUTPUT_NAME
 
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@
 For each artifact the raw output tensor on the same input batch must equal
 :class:`training_scripts.darknet.forward.DarknetModel`'s within ``TOLERANCES`` (max absolute
 error: 1e-4 for FP32 formats, 2e-2 for FP16), and the decoded detections
-(:func:`edge_image.decode.decode`, darknet semantics) must be the same boxes.
+(:func:`edge_image.contract.decode.decode`, darknet semantics) must be the same boxes.
 
 The tolerances hold for raw outputs within ``±OUTPUT_SCALE`` (a trained model's logits and
 box terms). float32 and float16 are relative-precision formats, so for a model whose outputs
@@ -28,11 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_image.decode import Detections, Layout, RegionSpec, decode
-from edge_image.manifest import ARTIFACT_TYPES, ARTIFACTS
-from training_scripts.errors import UserError
+from edge_image.contract.decode import Detections, Layout, RegionSpec, decode
+from edge_image.contract.errors import UserError
+from edge_image.contract.manifest import ARTIFACT_TYPES, ARTIFACTS
 
-#: Max absolute error allowed per artifact kind (from :data:`edge_image.manifest.ARTIFACT_TYPES`).
+#: Max absolute error allowed per artifact kind (from :data:`edge_image.contract.manifest.ARTIFACT_TYPES`).
 TOLERANCES: dict[str, float] = {t.kind: t.parity.atol for t in ARTIFACT_TYPES if t.parity}
 #: Raw-output magnitude up to which ``TOLERANCES`` apply unscaled.
 OUTPUT_SCALE = 10.0

@@ -1,4 +1,4 @@
-"""Sign a bundle's ``manifest.json`` (the other half of :mod:`edge_image.signing`).
+"""Sign a bundle's ``manifest.json`` (the other half of :mod:`edge_image.contract.signing`).
 
 Signers, one row each in :data:`SIGNERS`, chosen by the scheme of a ``--sign`` value:
 
@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from edge_image.errors import UserError
-from edge_image.manifest import MANIFEST_NAME
-from edge_image.signing import SIGNATURE_NAME, key_id, signature_document
-from training_scripts import atomic
+from edge_image.contract import atomic
+from edge_image.contract.errors import UserError
+from edge_image.contract.manifest import MANIFEST_NAME
+from edge_image.contract.signing import SIGNATURE_NAME, key_id, signature_document
 
 
 class Signer(Protocol):
-    """Signs bytes; names its algorithm (a key of ``edge_image.signing.ALGORITHMS``) and key id."""
+    """Signs bytes; names its algorithm (a key of ``edge_image.contract.signing.ALGORITHMS``) and key id."""
 
     algorithm: str
 

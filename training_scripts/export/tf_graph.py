@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from training_scripts.atomic import write_bytes, write_text
+from edge_image.contract.atomic import write_bytes, write_text
+from edge_image.contract.errors import UserError
 from training_scripts.darknet.cfg import Section, net_section, region_section
-from training_scripts.errors import UserError
 from training_scripts.export.folded import FoldedConv, FoldedNetwork
 
 if TYPE_CHECKING:

@@ -16,10 +16,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edge_image.errors import read_json
-from training_scripts.atomic import write_text
+from edge_image.contract.atomic import write_text
+from edge_image.contract.errors import UserError, read_json
 from training_scripts.darknet.cfg import describe, net_section, parse_cfg, region_spec, total_gflops
-from training_scripts.errors import UserError
 from training_scripts.evaluation.selection_file import SelectionFile
 from training_scripts.training.data import DataConfig, load_data_config
 

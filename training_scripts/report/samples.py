@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_image.decode import Detections
+from edge_image.contract.decode import Detections
 from training_scripts.evaluation.metrics import ImageTruth
 
 MIN_SIDE = 320

@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from edge_image.contract.errors import UserError
 from training_scripts.darknet.cfg import net_section, parse_cfg
-from training_scripts.errors import UserError
 from training_scripts.training.checkpoints import checkpoint_name, list_checkpoints
 from training_scripts.training.driver import METRICS_CSV
 

@@ -18,8 +18,8 @@ import os
 import re
 from pathlib import Path
 
-from edge_image.manifest import file_digest
-from training_scripts.errors import UserError
+from edge_image.contract.errors import UserError
+from edge_image.contract.manifest import file_digest
 
 LEDGER_NAME = "checkpoints.sha256"
 DAMAGED_DIR = "damaged"

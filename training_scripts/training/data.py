@@ -10,8 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_image.contract.errors import UserError
 from training_scripts.dataset.darknet_layout import read_data_file, read_names
-from training_scripts.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -40,12 +40,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
-from edge_image.progress import Progress, format_duration
-from training_scripts.atomic import fsync_dir, fsync_file
+from edge_image.contract.atomic import fsync_dir, fsync_file
+from edge_image.contract.errors import UserError
+from edge_image.contract.progress import Progress, format_duration
 from training_scripts.darknet.cfg import Section, check_classes, net_section, parse_cfg, render_cfg
 from training_scripts.darknet.weights import expected_size, header_size
 from training_scripts.dataset.darknet_layout import read_list
-from training_scripts.errors import UserError
 from training_scripts.training.checkpoints import (
     checkpoint_name,
     checkpoint_path,

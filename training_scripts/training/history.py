@@ -19,8 +19,8 @@ import math
 import os
 from pathlib import Path
 
-from training_scripts.atomic import write_bytes, write_text
-from training_scripts.errors import UserError
+from edge_image.contract.atomic import write_bytes, write_text
+from edge_image.contract.errors import UserError
 from training_scripts.training.logparse import FIELDS, IterationRecord
 
 _INT_FIELDS = frozenset({"iteration", "images", "region_count"})

@@ -25,7 +25,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, fields
 
-from training_scripts.errors import UserError
+from edge_image.contract.errors import UserError
 
 _NUM = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf)"
 ITERATION_RE = re.compile(

@@ -8,7 +8,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from training_scripts.atomic import write_bytes
+from edge_image.contract.atomic import write_bytes
 from training_scripts.training.logparse import IterationRecord
 
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_image.manifest import first_symlink, safe_relpath
-from training_scripts.atomic import fsync_dir
+from edge_image.contract.atomic import fsync_dir
+from edge_image.contract.manifest import first_symlink, safe_relpath
 from training_scripts.training.spot import split_s3_uri
 
 #: Files of a run directory that only the host's playbook writes.

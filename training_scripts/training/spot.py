@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training_scripts.errors import UserError
+from edge_image.contract.errors import UserError
 from training_scripts.training.checkpoints import newest_checkpoint
 
 IMDS_URL = "http://169.254.169.254"

@@ -28,7 +28,7 @@ to decode its output::
 
 Every file in the directory except the manifest itself is listed in ``files``;
 :func:`load_bundle` refuses a bundle whose files are missing, extra, resized or changed, with
-one line naming the file. Only the standard library is imported (:mod:`edge_image.decode`, for
+one line naming the file. Only the standard library is imported (:mod:`edge_image.contract.decode`, for
 :attr:`Bundle.spec`, when it is used), so the edge service and any Ansible controller can use this
 module without numpy, TensorFlow or OpenVINO. The same checks guard every path a bundle takes:
 ``pack``, the edge role on the controller (:mod:`edge_image.bundle_check`), ``check-config`` and the
@@ -49,12 +49,12 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from edge_image.atomic import repair_dir, write_bytes
-from edge_image.errors import UserError, parse_json
-from edge_image.signing import SIGNATURE_NAME, BundleTrust
+from edge_image.contract.atomic import repair_dir, write_bytes
+from edge_image.contract.errors import UserError, parse_json
+from edge_image.contract.signing import SIGNATURE_NAME, BundleTrust
 
 if TYPE_CHECKING:
-    from edge_image.decode import RegionSpec
+    from edge_image.contract.decode import RegionSpec
 
 _log = logging.getLogger(__name__)
 
@@ -275,7 +275,7 @@ def validate_manifest(manifest: object, *, where: str = MANIFEST_NAME) -> None:
     >>> validate_manifest({"schema": 1}, where="m.json")
     Traceback (most recent call last):
     ...
-    edge_image.errors.UserError: m.json: field 'name': missing
+    edge_image.contract.errors.UserError: m.json: field 'name': missing
     """
     if not isinstance(manifest, dict):
         raise UserError(f"{where}: must be a JSON object, got {type(manifest).__name__}")
@@ -415,7 +415,7 @@ class Bundle:
 
     ``input_size`` is ``(height, width, channels)``; ``artifacts`` maps kind → file name
     relative to ``root``; ``output_layout`` is the raw output's layout for
-    :func:`edge_image.decode.decode`.
+    :func:`edge_image.contract.decode.decode`.
     """
 
     root: Path
@@ -471,7 +471,7 @@ class Bundle:
     @property
     def spec(self) -> RegionSpec:
         """Region-layer decoding parameters (class count and anchors)."""
-        from edge_image.decode import RegionSpec
+        from edge_image.contract.decode import RegionSpec
 
         return RegionSpec(classes=len(self.classes), anchors=self.anchors)
 

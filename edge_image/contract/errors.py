@@ -1,4 +1,4 @@
-"""The error type for bad input anywhere in the project (also re-exported by training_scripts)."""
+"""The error type for bad input anywhere in the project, and the JSON readers that raise it."""
 
 from __future__ import annotations
 

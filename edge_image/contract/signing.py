@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_image.errors import UserError
+from edge_image.contract.errors import UserError
 
 SIGNATURE_NAME = "manifest.sig"
 SIGNATURE_SCHEMA = 1
