@@ -1,7 +1,9 @@
-"""Optional detection outputs: a JSONL log and MQTT publishing (paho-mqtt).
+"""What the pipeline hands every processed frame to: outputs (a JSONL log, MQTT publishing
+with paho-mqtt) get its record, a viewer (the service's live page) its record and JPEG.
 
-Both receive the same record per processed frame (see :func:`frame_record`). A failing
-output is logged and counted; it never stops the pipeline.
+Every output receives the same record per processed frame (see :func:`frame_record`). A
+failing output is logged and counted; it never stops the pipeline. Both are passed to
+:class:`~edge_image.pipeline.Pipeline` when it is made.
 """
 
 from __future__ import annotations
@@ -14,12 +16,32 @@ import ssl
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from edge_image.config import MqttConfig
 from edge_image.contract.errors import UserError
 
 log = logging.getLogger(__name__)
+
+
+class Output(Protocol):
+    """Receives every frame's record (called from the pipeline thread)."""
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Take one frame's record; may raise (counted as an output error)."""
+
+    def close(self) -> None:
+        """Flush and release; called once when the pipeline stops."""
+
+
+class Viewer(Protocol):
+    """The live view: the latest record and, when it wants one, the annotated JPEG."""
+
+    def wants_jpeg(self) -> bool:
+        """Whether someone is watching (otherwise a JPEG is drawn at most once a second)."""
+
+    def publish(self, jpeg: bytes | None, record: dict[str, Any]) -> None:
+        """Take the frame's record and JPEG (None: not drawn for this frame)."""
 
 
 def frame_record(

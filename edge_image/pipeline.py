@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from edge_image.contract.signing import SIGNATURE_NAME
 from edge_image.detector import Detector
 from edge_image.draw import annotate, encode_jpeg
 from edge_image.metrics import Metrics
-from edge_image.outputs import frame_record
+from edge_image.outputs import Output, Viewer, frame_record
 from edge_image.sources import LatestFrameGrabber, Source, SourceEndedError, SourceError, make_source
 
 log = logging.getLogger(__name__)
@@ -80,27 +80,32 @@ def _manifest_stamp(bundle_dir: Path) -> Stamp | None:
 
 
 class Pipeline:
-    """One source, one model, one backend; ``on_frame(jpeg | None, record)`` gets every result."""
+    """One source, one model, one backend; every result goes to ``outputs`` and ``viewer``.
+
+    ``outputs`` get each frame's record; ``viewer`` (None: nothing is drawn) gets the record
+    and, while :meth:`~edge_image.outputs.Viewer.wants_jpeg` (else at most once a second), the
+    annotated JPEG. ``backend_factory``, ``source_factory`` and ``usb_root`` are seams for tests.
+    """
 
     def __init__(
         self,
         config: ServiceConfig,
         metrics: Metrics,
         *,
-        outputs: list[Any] | None = None,
+        outputs: Sequence[Output] = (),
+        viewer: Viewer | None = None,
         backend_factory: BackendFactory = open_backend,
         source_factory: Callable[[Any], Source] = make_source,
         usb_root: Path = Path("/sys/bus/usb/devices"),
     ) -> None:
         self.config = config
         self.metrics = metrics
-        self.outputs = outputs or []
+        self.outputs = tuple(outputs)
+        self.viewer = viewer
         self.backend_factory = backend_factory
         self.source_factory = source_factory
         self.usb_root = usb_root
         self.status = Status()
-        self.on_frame: Callable[[bytes | None, dict[str, Any]], None] = lambda jpeg, record: None
-        self.want_jpeg: Callable[[], bool] = lambda: True
         self.heartbeat = time.monotonic()
         self.bundle: Bundle | None = None
         self.backend: Backend | None = None
@@ -363,12 +368,14 @@ class Pipeline:
             except Exception as exc:  # an output must never stop detection
                 self.metrics.errors.labels("output").inc()
                 log.warning("output %s failed: %s", type(output).__name__, exc)
+        if self.viewer is None:
+            return
         jpeg = None
-        if self.want_jpeg() or t4 - self._last_jpeg_at > 1.0:
+        if self.viewer.wants_jpeg() or t4 - self._last_jpeg_at > 1.0:
             drawn = annotate(image, dets, bundle.classes, self._fps, stages["total"] * 1000.0)
             jpeg = encode_jpeg(drawn, self.config.server.jpeg_quality)
             self._last_jpeg_at = t4
-        self.on_frame(jpeg, record)
+        self.viewer.publish(jpeg, record)
 
     def close(self) -> None:
         """Release the backend and outputs (after :meth:`run` returned)."""

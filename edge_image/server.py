@@ -64,7 +64,11 @@ class FrameHub:
         self.viewers = 0
         self._event = asyncio.Event()
 
-    def publish_threadsafe(self, jpeg: bytes | None, record: dict[str, Any]) -> None:
+    def wants_jpeg(self) -> bool:
+        """Someone watches the MJPEG stream (a :class:`~edge_image.outputs.Viewer`)."""
+        return self.viewers > 0
+
+    def publish(self, jpeg: bytes | None, record: dict[str, Any]) -> None:
         """Called from the pipeline thread for every processed frame."""
         self.loop.call_soon_threadsafe(self._publish, jpeg, record)
 

@@ -14,7 +14,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from aiohttp import web
 
@@ -23,16 +22,16 @@ from edge_image.config import ServiceConfig
 from edge_image.contract.errors import UserError
 from edge_image.listener import ConnectionCap, listen, tls_context
 from edge_image.metrics import Metrics
-from edge_image.outputs import JsonlLog, MqttPublisher
+from edge_image.outputs import JsonlLog, MqttPublisher, Output, Viewer
 from edge_image.pipeline import Pipeline
 from edge_image.server import FrameHub, RedactingAccessLogger, make_app
 
 log = logging.getLogger(__name__)
 
 
-def make_outputs(config: ServiceConfig) -> list[Any]:
+def make_outputs(config: ServiceConfig) -> list[Output]:
     """The configured detection outputs (JSONL log, MQTT)."""
-    outputs: list[Any] = []
+    outputs: list[Output] = []
     if config.outputs.jsonl is not None:
         outputs.append(
             JsonlLog(
@@ -66,25 +65,26 @@ async def _watchdog(pipeline: Pipeline, interval: float, stop: asyncio.Event) ->
 
 async def serve(
     config: ServiceConfig,
-    pipeline: Pipeline | None = None,
+    make_pipeline: Callable[[Viewer], Pipeline] | None = None,
     *,
     stop: asyncio.Event | None = None,
     on_started: Callable[[int], None] | None = None,
 ) -> int:
     """Run until SIGTERM/SIGINT (or ``stop`` is set); returns the process exit code.
 
-    ``pipeline`` and ``stop`` let a caller (tests, an embedding program) supply its own;
-    ``on_started(port)`` is called once HTTP is listening.
+    ``make_pipeline(viewer)`` and ``stop`` let a caller (tests, an embedding program) supply
+    its own pipeline, given the live page's viewer (the default: :class:`Pipeline` with the
+    configured outputs); ``on_started(port)`` is called once HTTP is listening.
     """
-    metrics = pipeline.metrics if pipeline is not None else Metrics()
-    if pipeline is None:
-        pipeline = Pipeline(config, metrics, outputs=make_outputs(config))
     loop = asyncio.get_running_loop()
+    hub = FrameHub(loop)
+    if make_pipeline is None:
+        pipeline = Pipeline(config, Metrics(), outputs=make_outputs(config), viewer=hub)
+    else:
+        pipeline = make_pipeline(hub)
+    metrics = pipeline.metrics
     if pipeline.bundle is None:
         await loop.run_in_executor(None, pipeline.load_initial)
-    hub = FrameHub(loop)
-    pipeline.on_frame = hub.publish_threadsafe
-    pipeline.want_jpeg = lambda: hub.viewers > 0
     runner = web.AppRunner(
         make_app(config, pipeline, hub, metrics),
         handle_signals=False,

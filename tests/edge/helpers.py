@@ -81,6 +81,16 @@ class ScriptedBackend:
         self.closed = True
 
 
+class Records(list):
+    """An output that keeps every frame's record (pass it in ``Pipeline(outputs=[...])``)."""
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.append(record)
+
+    def close(self) -> None:
+        pass
+
+
 def write_images(folder: Path, count: int = 5, size: tuple[int, int] = (320, 240)) -> Path:
     """``count`` small JPEGs with a moving square."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from edge_image.metrics import Metrics
 from edge_image.outputs import JsonlLog, frame_record
 from edge_image.pipeline import Pipeline
 from edge_image.sources import Frame, SourceError
-from tests.edge.helpers import ScriptedBackend, get_json, http, make_bundle, wait_for, write_images
+from tests.edge.helpers import Records, ScriptedBackend, get_json, http, make_bundle, wait_for, write_images
 from tests.edge.test_mvnc import _fake
 from tests.edge.test_service_unit import JSON, config_for, running
 from tests.fixtures import signing
@@ -153,14 +153,14 @@ def test_camera_loss_recovers_within_5_s_with_the_default_backoff(tmp_path: Path
     assert config.source.reconnect.maximum == 3.0  # the default: nothing set in the config
     camera = _Camera([np.zeros((32, 32, 3), np.uint8)])
     metrics = Metrics()
+    seen = Records()
     pipeline = Pipeline(
         config,
         metrics,
+        outputs=[seen],
         backend_factory=lambda kind, cfg, b: ScriptedBackend(b.spec),
         source_factory=lambda cfg: camera,
     )
-    seen: list[object] = []
-    pipeline.on_frame = lambda jpeg, record: seen.append(record)
     pipeline.load_initial()
 
     def unplug(state: bool) -> None:
@@ -189,9 +189,10 @@ def test_stick_unplug_recovers_within_5_s_with_the_default_backoff(tmp_path: Pat
     )
     assert config.backend.reopen.maximum == 3.0  # the default
     metrics = Metrics()
-    pipeline = Pipeline(config, metrics, backend_factory=lambda kind, cfg, b: MvncBackend(b, api=api))
-    seen: list[object] = []
-    pipeline.on_frame = lambda jpeg, record: seen.append(record)
+    seen = Records()
+    pipeline = Pipeline(
+        config, metrics, outputs=[seen], backend_factory=lambda kind, cfg, b: MvncBackend(b, api=api)
+    )
     pipeline.load_initial()
 
     def unplug(state: bool) -> None:

@@ -21,7 +21,7 @@ from edge_image.contract.manifest import Bundle, load_bundle
 from edge_image.metrics import Metrics
 from edge_image.pipeline import Pipeline
 from tests.edge import fake_mvnc
-from tests.edge.helpers import make_bundle, one_object_output, write_images
+from tests.edge.helpers import Records, make_bundle, one_object_output, write_images
 from tests.fixtures import signing
 
 V1_ORDER = ["EnumerateDevices", "Device", "OpenDevice", "AllocateGraph"]
@@ -172,11 +172,13 @@ def test_pipeline_reopens_stick_after_unplug(version: int, ncs_bundle: Bundle, t
         where="t.yml",
     )
     metrics = Metrics()
+    seen = Records()
     pipeline = Pipeline(
-        config, metrics, backend_factory=lambda kind, cfg, bundle: MvncBackend(bundle, api=api)
+        config,
+        metrics,
+        outputs=[seen],
+        backend_factory=lambda kind, cfg, bundle: MvncBackend(bundle, api=api),
     )
-    seen: list[dict] = []
-    pipeline.on_frame = lambda jpeg, record: seen.append(record)
     pipeline.load_initial()
     thread = threading.Thread(target=pipeline.run, daemon=True)
     thread.start()
@@ -225,11 +227,13 @@ def test_service_starts_without_stick_and_picks_it_up_later(ncs_bundle: Bundle, 
         where="t.yml",
     )
     metrics = Metrics()
+    seen = Records()
     pipeline = Pipeline(
-        config, metrics, backend_factory=lambda kind, cfg, bundle: MvncBackend(bundle, api=api)
+        config,
+        metrics,
+        outputs=[seen],
+        backend_factory=lambda kind, cfg, bundle: MvncBackend(bundle, api=api),
     )
-    seen: list[dict] = []
-    pipeline.on_frame = lambda jpeg, record: seen.append(record)
     pipeline.load_initial()  # no stick: not fatal
     assert pipeline.backend is None and "no Movidius stick" in pipeline.status.last_error
     thread = threading.Thread(target=pipeline.run, daemon=True)

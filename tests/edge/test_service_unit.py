@@ -21,7 +21,7 @@ import pytest
 from edge_image.config import MqttConfig, ServiceConfig, parse_config
 from edge_image.contract.manifest import Bundle
 from edge_image.metrics import Metrics
-from edge_image.outputs import JsonlLog, MqttPublisher, frame_record
+from edge_image.outputs import JsonlLog, MqttPublisher, Viewer, frame_record
 from edge_image.pipeline import Pipeline
 from edge_image.service import serve
 from tests.edge.helpers import (
@@ -75,7 +75,14 @@ def running(
         backends.append(backend)
         return backend
 
-    pipeline = Pipeline(config, Metrics(), outputs=outputs, backend_factory=factory)
+    made: list[Pipeline] = []
+
+    def make_pipeline(viewer: Viewer) -> Pipeline:
+        made.append(
+            Pipeline(config, Metrics(), outputs=outputs or (), viewer=viewer, backend_factory=factory)
+        )
+        return made[0]
+
     started = threading.Event()
     box: dict[str, Any] = {}
 
@@ -89,7 +96,7 @@ def running(
 
         try:
             box["rc"] = loop.run_until_complete(
-                serve(config, pipeline, stop=box["stop"], on_started=on_started)
+                serve(config, make_pipeline, stop=box["stop"], on_started=on_started)
             )
         except BaseException as exc:
             box["error"] = exc
@@ -102,7 +109,7 @@ def running(
     assert started.wait(30), "service did not start"
     if "error" in box:
         raise box["error"]
-    run = Running(pipeline, box["port"], box["loop"], box["stop"])
+    run = Running(made[0], box["port"], box["loop"], box["stop"])
     try:
         yield run
     finally:
