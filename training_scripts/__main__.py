@@ -23,6 +23,7 @@ COMMANDS: tuple[str, ...] = (
     "cfg",
     "partial",
     "train",
+    "train-status",
     "chaos",
     "evaluate",
     "select",

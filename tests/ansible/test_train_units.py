@@ -81,7 +81,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     }
     run = run_playbook(playbook, inventory="localhost,", tmp=tmp, extra_vars=extra, timeout=300)
     assert run.returncode == 0, run.tail()
-    # what the role's "Install the train-status and train-exec tools" task puts there
+    # what the role's "Install the train-exec tool" task puts there
     (tmp / "train" / "bin").mkdir(parents=True)
     tool = shutil.copy(ROLES_DIR / "train" / "files" / "train_exec.py", tmp / "train" / "bin" / "train-exec")
     Path(tool).chmod(0o755)

@@ -43,27 +43,38 @@ def _row_text(records: list[IterationRecord], header: bool) -> str:
     return buffer.getvalue()
 
 
-def read_history(path: str | os.PathLike[str]) -> list[IterationRecord]:
-    """All rows of ``path`` (an empty list when it does not exist), in file order."""
+def read_history(path: str | os.PathLike[str], *, skip_torn_last: bool = False) -> list[IterationRecord]:
+    """All rows of ``path`` (an empty list when it does not exist), in file order.
+
+    A bad row is a :class:`UserError` naming its line; with ``skip_torn_last`` a bad *last*
+    row (one a live run is writing as we read, or a crash tore) is left out instead: readers
+    beside a running training use it, training itself repairs the file (:func:`repair_history`).
+    """
     path = Path(path)
     if not path.exists():
         return []
     records = []
     with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"iteration", "loss", "avg_loss"} - set(reader.fieldnames or ())
-        if missing:
-            raise UserError(f"{path}: not a metrics.csv (missing columns: {', '.join(sorted(missing))})")
-        for number, row in enumerate(reader, start=2):
-            values: dict[str, object] = {}
-            try:
-                for name in FIELDS:
-                    if name not in row or row[name] in (None, ""):
-                        continue
-                    values[name] = int(row[name]) if name in _INT_FIELDS else float(row[name])
-                records.append(IterationRecord(**values))  # type: ignore[arg-type]
-            except (TypeError, ValueError) as exc:
-                raise UserError(f"{path}:{number}: bad metrics row ({exc})") from None
+        text = handle.read()
+    # a crash can leave NUL bytes where the file system extended the file but wrote nothing
+    lines = (text.rstrip("\0") if skip_torn_last else text).splitlines(keepends=True)
+    reader = csv.DictReader(lines)
+    missing = {"iteration", "loss", "avg_loss"} - set(reader.fieldnames or ())
+    if missing:
+        raise UserError(f"{path}: not a metrics.csv (missing columns: {', '.join(sorted(missing))})")
+    rows = list(reader)
+    for number, row in enumerate(rows, start=2):
+        values: dict[str, object] = {}
+        try:
+            for name in FIELDS:
+                if name not in row or row[name] in (None, ""):
+                    continue
+                values[name] = int(row[name]) if name in _INT_FIELDS else float(row[name])
+            records.append(IterationRecord(**values))  # type: ignore[arg-type]
+        except (TypeError, ValueError) as exc:
+            if skip_torn_last and number == len(rows) + 1:
+                break
+            raise UserError(f"{path}:{number}: bad metrics row ({exc})") from None
     return records
 
 

@@ -1,5 +1,4 @@
-#!/usr/bin/env python3
-"""train-status: where a training run of the train role stands.
+"""``train-status``: where a training run of the train role stands.
 
 Input: a run directory made by the role (``run.json``, and as training goes ``metrics.csv``
 written by ``python -m training_scripts train``, checkpoints ``*.weights``, ``loss.png``,
@@ -9,66 +8,46 @@ object ``{"state", "iteration", "max_batches", "percent", "loss", "avg_loss",
 wait loop. ``state`` is ``complete``, ``failed`` (the systemd unit failed), ``running``,
 ``pending`` (nothing trained yet) or ``stopped``.
 
-Standard library only: it runs on the training host next to the run.
+It runs on the training host, next to the run; the role installs ``train-status`` there as
+``python -m training_scripts train-status``, so the cfg and ``metrics.csv`` are read by the
+same code that training uses.
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
-import json
 import math
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
+
+from edge_image.contract.errors import UserError, read_json
+from edge_image.contract.progress import format_duration
+from training_scripts.darknet.cfg import net_section, parse_cfg
+from training_scripts.training.history import read_history
+from training_scripts.training.logparse import IterationRecord
 
 RECENT_ROWS = 20  # iterations averaged for the speed estimate
 FRESH_SECONDS = 900  # metrics written this recently mean a foreground run is still going
 
 
 def cfg_max_batches(cfg: Path) -> int | None:
-    """``max_batches`` of the cfg's ``[net]`` section, or None when absent/unreadable.
+    """``max_batches`` of the cfg's ``[net]`` section, or None when absent or unreadable.
 
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "m.cfg"
-    >>> _ = p.write_text("[net]\\nbatch=8\\nmax_batches = 300\\n[convolutional]\\nmax_batches=1\\n")
-    >>> cfg_max_batches(p)
-    300
+    The cfg is read by :func:`~training_scripts.darknet.cfg.parse_cfg`, as training reads it;
+    a status report never fails on it, so its errors become None.
     """
     try:
-        lines = cfg.read_text(encoding="utf-8").splitlines()
-    except OSError:
+        value = net_section(parse_cfg(cfg)).get_int("max_batches", 0)
+    except (OSError, UserError):
         return None
-    section = None
-    for raw in lines:
-        line = raw.split("#", 1)[0].strip()
-        if line.startswith("["):
-            section = line.strip("[]").strip()
-        elif section in ("net", "network") and "=" in line:
-            key, value = (part.strip() for part in line.split("=", 1))
-            if key == "max_batches":
-                try:
-                    return int(value)
-                except ValueError:
-                    return None
-    return None
+    return value or None
 
 
-def read_metrics(path: Path) -> list[dict[str, str]]:
-    """Rows of ``metrics.csv`` (empty when it does not exist yet)."""
-    if not path.exists():
-        return []
-    with path.open(encoding="utf-8", newline="") as handle:
-        return [row for row in csv.DictReader(handle) if row.get("iteration")]
-
-
-def _float(value: str | None) -> float:
-    try:
-        return float(value) if value not in (None, "") else math.nan
-    except ValueError:
-        return math.nan
+def read_metrics(path: Path) -> list[IterationRecord]:
+    """Rows of ``metrics.csv`` (empty when it does not exist yet); a last row being written
+    while we read (or torn by a crash) is left out, as the next training start drops it."""
+    return read_history(path, skip_torn_last=True)
 
 
 def unit_state(unit: str) -> str | None:
@@ -84,14 +63,15 @@ def unit_state(unit: str) -> str | None:
 def run_status(run_dir: Path, now: float | None = None) -> dict[str, object]:
     """Everything known about the run in ``run_dir`` (see the module docstring)."""
     now = time.time() if now is None else now
-    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    info = read_json(run_dir / "run.json")
+    if not isinstance(info, dict):
+        raise UserError(f"{run_dir / 'run.json'}: not a JSON object")
     metrics = run_dir / "metrics.csv"
     rows = read_metrics(metrics)
     total = cfg_max_batches(Path(info["cfg"]))
-    last = rows[-1] if rows else {}
-    iteration = int(last["iteration"]) if last else 0
-    recent = [_float(r.get("seconds")) for r in rows[-RECENT_ROWS:]]
-    recent = [s for s in recent if math.isfinite(s) and s >= 0]
+    last = rows[-1] if rows else None
+    iteration = last.iteration if last else 0
+    recent = [r.seconds for r in rows[-RECENT_ROWS:] if math.isfinite(r.seconds) and r.seconds >= 0]
     per_iteration = sum(recent) / len(recent) if recent else None
     eta = (
         max(0, total - iteration) * per_iteration if total is not None and per_iteration is not None else None
@@ -119,8 +99,8 @@ def run_status(run_dir: Path, now: float | None = None) -> dict[str, object]:
         "iteration": iteration,
         "max_batches": total,
         "percent": round(100.0 * iteration / total, 1) if total else None,
-        "loss": _float(last.get("loss")) if last else None,
-        "avg_loss": _float(last.get("avg_loss")) if last else None,
+        "loss": last.loss if last else None,
+        "avg_loss": last.avg_loss if last else None,
         "seconds_per_iteration": per_iteration,
         "eta_seconds": 0.0 if state == "complete" else eta,
         "checkpoints": sorted(p.name for p in run_dir.glob("*.weights")),
@@ -130,20 +110,8 @@ def run_status(run_dir: Path, now: float | None = None) -> dict[str, object]:
     }
 
 
-def format_duration(seconds: float | None) -> str:
-    """``3h05m``, ``4m10s``, ``12s`` or ``?``.
-
-    >>> format_duration(11100), format_duration(250), format_duration(None)
-    ('3h05m', '4m10s', '?')
-    """
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    whole = round(seconds)
-    if whole >= 3600:
-        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
-    if whole >= 60:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    return f"{whole}s"
+def _duration(seconds: object) -> str:
+    return format_duration(seconds) if isinstance(seconds, (int, float)) else "?"
 
 
 def format_text(status: dict[str, object]) -> str:
@@ -156,30 +124,8 @@ def format_text(status: dict[str, object]) -> str:
         lines.append(f"loss {status['loss']:.4g}, avg loss {status['avg_loss']:.4g}")
     speed = status["seconds_per_iteration"]
     if speed is not None:
-        lines.append(f"{speed:.3g} s/iteration, ETA {format_duration(status['eta_seconds'])}")
+        lines.append(f"{speed:.3g} s/iteration, ETA {_duration(status['eta_seconds'])}")
     lines.append(f"checkpoints: {len(status['checkpoints'])}")  # type: ignore[arg-type]
     lines.append(f"loss plot: {status['loss_png'] or 'not drawn yet'}")
     lines.append(f"metrics: {status['metrics_csv']}")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="train-status", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--run",
-        type=Path,
-        default=Path(__file__).resolve().parent.parent / "current",
-        help="run directory (default: the train root's `current` link)",
-    )
-    parser.add_argument("--json", action="store_true", help="one JSON object instead of text")
-    args = parser.parse_args(argv)
-    if not (args.run / "run.json").is_file():
-        print(f"error: {args.run}: no run.json (not a run directory of the train role)", file=sys.stderr)
-        return 2
-    status = run_status(args.run.resolve())
-    print(json.dumps(status, sort_keys=True) if args.json else format_text(status))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
