@@ -11,15 +11,15 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
 from edge_image.contract.errors import UserError
+from edge_image.contract.fields import Fields
 
 if TYPE_CHECKING:
     from edge_image.contract.signing import BundleTrust
@@ -212,85 +212,7 @@ class ServiceConfig:
     log_level: str = "INFO"
 
 
-class _Reader:
-    """Typed access to one mapping of the YAML document, naming ``file: a.b.c`` in errors."""
-
-    def __init__(self, where: str, prefix: str, data: object) -> None:
-        self.where = where
-        self.prefix = prefix
-        if data is None:
-            data = {}
-        if not isinstance(data, Mapping):
-            raise self.error("", f"must be a mapping, got {type(data).__name__}")
-        self.data: Mapping[str, Any] = data
-        self.used: set[str] = set()
-
-    def name(self, key: str) -> str:
-        return f"{self.prefix}.{key}" if self.prefix and key else (self.prefix or key)
-
-    def error(self, key: str, problem: str) -> UserError:
-        return UserError(f"{self.where}: {self.name(key) or '(top level)'}: {problem}")
-
-    def has(self, key: str) -> bool:
-        return key in self.data and self.data[key] is not None
-
-    def raw(self, key: str) -> object:
-        self.used.add(key)
-        return self.data.get(key)
-
-    def child(self, key: str) -> _Reader:
-        return _Reader(self.where, self.name(key), self.raw(key))
-
-    def _get(self, key: str, default: T | None, check: Callable[[object], T | None], what: str) -> T:
-        value = self.raw(key)
-        if value is None:
-            if default is None:
-                raise self.error(key, "is required")
-            return default
-        result = check(value)
-        if result is None:
-            raise self.error(key, f"must be {what}, got {value!r}")
-        return result
-
-    def string(self, key: str, default: str | None = None) -> str:
-        return self._get(key, default, lambda v: v if isinstance(v, str) else None, "a string")
-
-    def boolean(self, key: str, default: bool | None = None) -> bool:
-        return self._get(key, default, lambda v: v if isinstance(v, bool) else None, "true or false")
-
-    def integer(self, key: str, default: int | None = None, *, low: int = 0, high: int = 2**31) -> int:
-        def check(v: object) -> int | None:
-            return v if isinstance(v, int) and not isinstance(v, bool) and low <= v <= high else None
-
-        return self._get(key, default, check, f"an integer in {low}..{high}")
-
-    def number(self, key: str, default: float | None = None, *, low: float = 0.0, high: float = 1e9) -> float:
-        def check(v: object) -> float | None:
-            ok = isinstance(v, int | float) and not isinstance(v, bool) and low <= v <= high
-            return float(v) if ok else None  # type: ignore[arg-type]
-
-        return self._get(key, default, check, f"a number in {low:g}..{high:g}")
-
-    def choice(self, key: str, choices: tuple[str, ...], default: str | None = None) -> str:
-        value = self.raw(key)
-        if value is None and default is not None:
-            return default
-        if value not in choices:
-            raise self.error(key, f"must be one of {', '.join(choices)}")
-        return str(value)
-
-    def path(self, key: str, base: Path, default: Path | None = None) -> Path:
-        text = self.string(key, None if default is None else str(default))
-        path = Path(os.path.expanduser(text))
-        return path if path.is_absolute() else (base / path)
-
-    def finish(self) -> None:
-        unknown = sorted(set(self.data) - self.used)
-        if unknown:
-            raise self.error(unknown[0], "unknown field")
-
-
-def _paths(r: _Reader, key: str, base: Path, default: tuple[Path, ...]) -> tuple[Path, ...]:
+def _paths(r: Fields, key: str, base: Path, default: tuple[Path, ...]) -> tuple[Path, ...]:
     """A path or a non-empty list of paths (relative to ``base``)."""
     value = r.raw(key)
     if value is None:
@@ -301,7 +223,7 @@ def _paths(r: _Reader, key: str, base: Path, default: tuple[Path, ...]) -> tuple
     return tuple(p if p.is_absolute() else base / p for p in (Path(os.path.expanduser(v)) for v in items))
 
 
-def _backoff(reader: _Reader, default: Backoff) -> Backoff:
+def _backoff(reader: Fields, default: Backoff) -> Backoff:
     result = Backoff(
         initial=reader.number("initial", default.initial, low=0.0, high=3600.0),
         factor=reader.number("factor", default.factor, low=1.0, high=10.0),
@@ -313,7 +235,7 @@ def _backoff(reader: _Reader, default: Backoff) -> Backoff:
     return result
 
 
-def _source(r: _Reader, base: Path) -> SourceConfig:
+def _source(r: Fields, base: Path) -> SourceConfig:
     kind = r.choice("kind", SOURCE_KINDS)
     index, path, url = 0, None, ""
     if kind == "camera":
@@ -339,7 +261,7 @@ _HOST_NAME = re.compile(
 )
 
 
-def _host_names(r: _Reader, key: str) -> tuple[str, ...]:
+def _host_names(r: Fields, key: str) -> tuple[str, ...]:
     value = r.raw(key)
     if value is None:
         return ()
@@ -350,7 +272,7 @@ def _host_names(r: _Reader, key: str) -> tuple[str, ...]:
     return tuple(v.lower() for v in value)
 
 
-def _server(r: _Reader, base: Path) -> ServerConfig:
+def _server(r: Fields, base: Path) -> ServerConfig:
     host = r.string("host", "127.0.0.1")
     if host not in LOCAL_HOSTS and host not in ("0.0.0.0", "::"):
         try:
@@ -391,7 +313,7 @@ def _server(r: _Reader, base: Path) -> ServerConfig:
     return server
 
 
-def _outputs(r: _Reader, base: Path) -> OutputsConfig:
+def _outputs(r: Fields, base: Path) -> OutputsConfig:
     jsonl = r.path("jsonl", base) if r.has("jsonl") else None
     jsonl_max_mb = r.number("jsonl_max_mb", 10.0, low=0.01, high=100_000.0)
     jsonl_keep = r.integer("jsonl_keep", 3, low=1, high=100)
@@ -438,7 +360,7 @@ def parse_config(data: object, *, where: str = "config.yml", base: Path | None =
     edge_image.contract.errors.UserError: c.yml: source.kind: must be one of camera, video, stream, folder
     """
     base = base or Path.cwd()
-    top = _Reader(where, "", data)
+    top = Fields(where, "", data)
     m = top.child("model")
     model = ModelConfig(
         bundle=m.path("bundle", base),

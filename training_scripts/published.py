@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from edge_image.contract.errors import UserError, read_json
+from edge_image.contract.fields import Fields
 
 
 def _join(*parts: str) -> str:
@@ -121,15 +121,8 @@ class LatestPointer:
     @classmethod
     def from_dict(cls, doc: object, *, where: str) -> LatestPointer:
         """Check a parsed ``latest.json``; :class:`UserError` names the missing or bad field."""
-        if not isinstance(doc, dict):
-            raise UserError(f"{where}: not a latest.json (expected a JSON object)")
-        values: dict[str, Any] = {}
-        for name in cls.__dataclass_fields__:
-            value = doc.get(name)
-            if not isinstance(value, str) or not value:
-                raise UserError(f"{where}: field '{name}' missing or not a string (not written by publish?)")
-            values[name] = value
-        return cls(**values)
+        fields = Fields(where, "", doc, hint="not a latest.json: was it written by publish?")
+        return cls(**{name: fields.text(name) for name in cls.__dataclass_fields__})
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> LatestPointer:

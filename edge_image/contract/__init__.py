@@ -7,6 +7,8 @@
 - :mod:`~edge_image.contract.decode`: the raw region output → boxes, scores, classes, and NMS;
 - :mod:`~edge_image.contract.errors`: :class:`~edge_image.contract.errors.UserError` (one
   line, non-zero exit) and the JSON readers that name the file, line and column;
+- :mod:`~edge_image.contract.fields`: typed reads of a parsed YAML/JSON mapping (the edge
+  ``config.yml``, ``selection.json``, ``latest.json``), errors ``FILE: a.b[2].c: problem``;
 - :mod:`~edge_image.contract.atomic`: atomic file and directory writes that survive a crash;
 - :mod:`~edge_image.contract.progress`: percent, rate and ETA lines for long work.
 

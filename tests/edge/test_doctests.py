@@ -17,6 +17,9 @@ MODULES = [
     "edge_image.outputs",
     "edge_image.sdnotify",
     "edge_image.contract.errors",
+    "edge_image.contract.fields",
+    "edge_image.contract.manifest",
+    "edge_image.contract.progress",
 ]
 
 

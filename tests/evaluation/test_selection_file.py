@@ -64,17 +64,25 @@ def test_metrics_for_the_manifest() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda d: d.pop("selected"), r"s\.json: not a selection file \(no 'selected'"),
-        (lambda d: d["selected"].pop("weights"), r"no 'selected\.weights'"),
+        (
+            lambda d: d.pop("selected"),
+            r"^s\.json: selected: is required \(not a selection file: was it written by `select`\?\)$",
+        ),
+        (lambda d: d["selected"].pop("weights"), r"^s\.json: selected\.weights: is required"),
         (
             lambda d: d["selected"].__setitem__("iteration", "16"),
-            r"'selected\.iteration' has the wrong type \(str\)",
+            r"^s\.json: selected\.iteration: must be an integer, got '16'$",
         ),
         (
             lambda d: d["checkpoints"][0].__setitem__("map", None),
-            r"'checkpoints\[0\]\.map' has the wrong type",
+            r"^s\.json: checkpoints\[0\]\.map: is required",
         ),
-        (lambda d: d.update(names=[1]), r"'names' must list strings"),
+        (
+            lambda d: d["checkpoints"][0].__setitem__("map", [1]),
+            r"^s\.json: checkpoints\[0\]\.map: must be a number or a string, got \[1\]$",
+        ),
+        (lambda d: d.update(names=[1]), r"^s\.json: names: must be a list of non-empty strings"),
+        (lambda d: d["selected"].__setitem__("test", 3), r"^s\.json: selected\.test: must be an object"),
     ],
 )
 def test_a_wrong_file_names_the_field(change, message) -> None:  # type: ignore[no-untyped-def]

@@ -40,7 +40,13 @@ def test_pointer_round_trip_and_errors(tmp_path: Path) -> None:
     assert LatestPointer.read(path) == pointer
     assert list(json.loads(path.read_text())) == sorted(json.loads(path.read_text()))  # sorted keys
     path.write_text(json.dumps({"path": "/srv/m/v1"}))
-    with pytest.raises(UserError, match=r"latest\.json: field 'name' missing or not a string \(not"):
+    with pytest.raises(
+        UserError,
+        match=r"latest\.json: name: is required \(not a latest\.json: was it written by publish\?\)$",
+    ):
+        LatestPointer.read(path)
+    path.write_text(json.dumps({**json.loads(pointer.to_json()), "version": ""}))
+    with pytest.raises(UserError, match=r"latest\.json: version: must be a non-empty string, got ''$"):
         LatestPointer.read(path)
     with pytest.raises(UserError, match=r"published latest\.json not found"):
         LatestPointer.read(tmp_path / "none.json")

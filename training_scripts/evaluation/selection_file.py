@@ -21,18 +21,9 @@ from typing import Any
 
 from edge_image.contract.atomic import write_text
 from edge_image.contract.errors import UserError, read_json
+from edge_image.contract.fields import Fields
 
 _CHECKPOINT_FIELDS = ("iteration", "weights", "map", "map11", "f1", "precision", "recall", "average_iou")
-
-
-def _field(doc: object, key: str, kind: type | tuple[type, ...], where: str, path: str) -> Any:
-    """``doc[key]`` when it is a ``kind``; else :class:`UserError` naming ``path``."""
-    if not isinstance(doc, dict) or key not in doc:
-        raise UserError(f"{where}: not a selection file (no '{path}'; was it written by `select`?)")
-    value = doc[key]
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise UserError(f"{where}: '{path}' has the wrong type ({type(value).__name__})")
-    return value
 
 
 def _scalars(data: object) -> dict[str, Any]:
@@ -84,32 +75,27 @@ class SelectionFile:
     @classmethod
     def from_dict(cls, doc: object, *, where: str) -> SelectionFile:
         """Check and wrap a parsed document; :class:`UserError` names the first bad field."""
-        selected = _field(doc, "selected", dict, where, "selected")
-        test = selected.get("test")
-        if test is not None and not isinstance(test, dict):
-            raise UserError(f"{where}: 'selected.test' has the wrong type ({type(test).__name__})")
-        checkpoints = _field(doc, "checkpoints", list, where, "checkpoints")
-        for number, entry in enumerate(checkpoints):
+        top = Fields(where, "", doc, hint="not a selection file: was it written by `select`?")
+        selected = top.required_child("selected")
+        checkpoints = top.mappings("checkpoints")
+        for entry in checkpoints:
             for key in _CHECKPOINT_FIELDS:
-                _field(entry, key, (int, float, str), where, f"checkpoints[{number}].{key}")
-        names = _field(doc, "names", list, where, "names")
-        if not all(isinstance(n, str) for n in names):
-            raise UserError(f"{where}: 'names' must list strings")
+                entry.value(key, (int, float, str), "a number or a string")
         return cls(
-            criterion=str(doc.get("criterion", "")),  # type: ignore[union-attr]
-            data=str(doc.get("data", "")),  # type: ignore[union-attr]
-            cfg=_field(doc, "cfg", str, where, "cfg"),
-            backup=str(doc.get("backup", "")),  # type: ignore[union-attr]
-            names=list(names),
-            conf_thresh=float(doc.get("conf_thresh", 0.25)),  # type: ignore[union-attr]
+            criterion=top.string("criterion", ""),
+            data=top.string("data", ""),
+            cfg=top.value("cfg", str, "a string"),
+            backup=top.string("backup", ""),
+            names=top.strings("names"),
+            conf_thresh=top.number("conf_thresh", 0.25, high=1.0),
             selected=SelectedCheckpoint(
-                iteration=_field(selected, "iteration", int, where, "selected.iteration"),
-                weights=_field(selected, "weights", str, where, "selected.weights"),
-                valid=_field(selected, "valid", dict, where, "selected.valid"),
-                test=test,
+                iteration=selected.value("iteration", int, "an integer"),
+                weights=selected.value("weights", str, "a string"),
+                valid=selected.value("valid", dict, "an object"),
+                test=selected.optional("test", dict, "an object"),
             ),
-            checkpoints=checkpoints,
-            map_by_iteration_png=str(doc.get("map_by_iteration_png", "")),  # type: ignore[union-attr]
+            checkpoints=[dict(entry.data) for entry in checkpoints],
+            map_by_iteration_png=top.string("map_by_iteration_png", ""),
         )
 
     @classmethod
