@@ -354,10 +354,11 @@ def _outputs(r: Fields, base: Path) -> OutputsConfig:
 def parse_config(data: object, *, where: str = "config.yml", base: Path | None = None) -> ServiceConfig:
     """Validate an already-parsed YAML document; relative paths resolve against ``base``.
 
-    >>> parse_config({"model": {"bundle": "/m"}, "source": {"kind": "webcam"}}, where="c.yml")
-    Traceback (most recent call last):
-    ...
-    edge_image.contract.errors.UserError: c.yml: source.kind: must be one of camera, video, stream, folder
+    >>> try:
+    ...     parse_config({"model": {"bundle": "/m"}, "source": {"kind": "webcam"}}, where="c.yml")
+    ... except UserError as exc:
+    ...     print(exc)
+    c.yml: source.kind: must be one of camera, video, stream, folder, got 'webcam'
     """
     base = base or Path.cwd()
     top = Fields(where, "", data)

@@ -144,7 +144,7 @@ class Fields:
         if value is None and default is not None:
             return default
         if value not in choices:
-            raise self.error(key, f"must be one of {', '.join(choices)}")
+            raise self.error(key, f"must be one of {', '.join(choices)}, got {value!r}")
         return str(value)
 
     def path(self, key: str, base: Path, default: Path | None = None) -> Path:

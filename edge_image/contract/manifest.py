@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge_image.contract.atomic import repair_dir, write_bytes
 from edge_image.contract.errors import UserError, parse_json
+from edge_image.contract.fields import Fields
 from edge_image.contract.signing import SIGNATURE_NAME, BundleTrust
 
 if TYPE_CHECKING:
@@ -248,10 +249,6 @@ def write_manifest(bundle_dir: str | os.PathLike[str], manifest: Mapping[str, An
     return write_bytes(target, data)
 
 
-def _field_error(where: str, key: str, problem: str) -> UserError:
-    return UserError(f"{where}: field {key!r}: {problem}")
-
-
 def safe_relpath(rel: object) -> bool:
     """Whether ``rel`` is a non-empty relative POSIX path that stays inside its directory.
 
@@ -270,93 +267,74 @@ VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 
 
 def validate_manifest(manifest: object, *, where: str = MANIFEST_NAME) -> None:
-    """Check the manifest's fields and types; raise :class:`UserError` naming the first bad field.
+    """Check the manifest's fields and types; raise :class:`UserError` naming the first bad field
+    (read through :class:`~edge_image.contract.fields.Fields`, as every hand-off file is).
 
-    >>> validate_manifest({"schema": 1}, where="m.json")
-    Traceback (most recent call last):
-    ...
-    edge_image.contract.errors.UserError: m.json: field 'name': missing
+    >>> try:
+    ...     validate_manifest({"schema": 1}, where="m.json")
+    ... except UserError as exc:
+    ...     print(exc)
+    m.json: name: is required
     """
-    if not isinstance(manifest, dict):
-        raise UserError(f"{where}: must be a JSON object, got {type(manifest).__name__}")
+    top = Fields(where, "", manifest)
     for key in _REQUIRED:
-        if key not in manifest:
-            raise _field_error(where, key, "missing")
-    if manifest["schema"] != SCHEMA_VERSION:
-        raise _field_error(
-            where, "schema", f"unsupported version {manifest['schema']!r} (need {SCHEMA_VERSION})"
-        )
-    for key in ("name", "version", "created"):
-        if not isinstance(manifest[key], str) or not manifest[key]:
-            raise _field_error(where, key, "must be a non-empty string")
-    if not VERSION_PATTERN.fullmatch(manifest["version"]):
-        raise _field_error(
-            where,
+        if not top.has(key):
+            raise top.error(key, "is required")
+    if top.raw("schema") != SCHEMA_VERSION:
+        raise top.error("schema", f"unsupported version {top.raw('schema')!r} (need {SCHEMA_VERSION})")
+    top.text("name")
+    top.text("created")
+    version = top.text("version")
+    if not VERSION_PATTERN.fullmatch(version):
+        raise top.error(
             "version",
-            f"{manifest['version']!r} must be letters, digits and . _ + - (at most 128, not starting with "
+            f"{version!r} must be letters, digits and . _ + - (at most 128, not starting with "
             "a dot or a dash): it names the bundle's directory on the device",
         )
-    classes = manifest["classes"]
-    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) and c for c in classes):
-        raise _field_error(where, "classes", "must be a non-empty list of non-empty strings")
-    anchors = manifest["anchors"]
+    if not top.strings("classes"):
+        raise top.error("classes", "must be a non-empty list of non-empty strings")
+    anchors = top.value("anchors", list, "a list")
     if (
-        not isinstance(anchors, list)
-        or len(anchors) < 2
+        len(anchors) < 2
         or len(anchors) % 2
         or not all(
             isinstance(a, int | float) and not isinstance(a, bool) and math.isfinite(a) and a > 0
             for a in anchors
         )
     ):
-        raise _field_error(where, "anchors", "must be an even-length list of positive numbers (w,h pairs)")
-    size = manifest["input_size"]
-    if (
-        not isinstance(size, list)
-        or len(size) != 3
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
-    ):
-        raise _field_error(where, "input_size", "must be [height, width, channels] positive integers")
-    if manifest.get("output_layout", "hwc") not in ("hwc", "chw"):
-        raise _field_error(where, "output_layout", "must be 'hwc' or 'chw'")
-    files = manifest["files"]
-    if not isinstance(files, list):
-        raise _field_error(where, "files", "must be a list")
+        raise top.error("anchors", "must be an even-length list of positive numbers (w,h pairs)")
+    size = top.value("input_size", list, "a list")
+    if len(size) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
+        raise top.error("input_size", "must be [height, width, channels] positive integers")
+    top.choice("output_layout", ("hwc", "chw"), "hwc")
     seen: set[str] = set()
-    for i, entry in enumerate(files):
-        key = f"files[{i}]"
-        if not isinstance(entry, dict) or set(entry) != {"path", "sha256", "bytes"}:
-            raise _field_error(where, key, "must be an object with exactly path, sha256, bytes")
-        if not safe_relpath(entry["path"]) or entry["path"] in (MANIFEST_NAME, SIGNATURE_NAME):
-            raise _field_error(
-                where, f"{key}.path", f"not a relative path inside the bundle: {entry['path']!r}"
-            )
-        sha = entry["sha256"]
+    for entry in top.mappings("files"):
+        if set(entry.data) != {"path", "sha256", "bytes"}:
+            raise entry.error("", "must be an object with exactly path, sha256, bytes")
+        rel = entry.raw("path")
+        if not safe_relpath(rel) or rel in (MANIFEST_NAME, SIGNATURE_NAME):
+            raise entry.error("path", f"not a relative path inside the bundle: {rel!r}")
+        sha = entry.raw("sha256")
         if not isinstance(sha, str) or len(sha) != 64 or any(ch not in "0123456789abcdef" for ch in sha):
-            raise _field_error(where, f"{key}.sha256", "must be 64 lowercase hex digits")
-        if not isinstance(entry["bytes"], int) or isinstance(entry["bytes"], bool) or entry["bytes"] < 0:
-            raise _field_error(where, f"{key}.bytes", "must be a non-negative integer")
-        if entry["path"] in seen:
-            raise _field_error(where, f"{key}.path", f"{entry['path']!r} listed twice")
-        seen.add(entry["path"])
-    artifacts = manifest["artifacts"]
-    if not isinstance(artifacts, dict) or not artifacts:
-        raise _field_error(where, "artifacts", "must be a non-empty object of kind -> file")
-    for kind, rel in artifacts.items():
+            raise entry.error("sha256", "must be 64 lowercase hex digits")
+        if entry.value("bytes", int, "a non-negative integer") < 0:
+            raise entry.error("bytes", "must be a non-negative integer")
+        if rel in seen:
+            raise entry.error("path", f"{rel!r} listed twice")
+        seen.add(rel)  # type: ignore[arg-type]
+    artifacts = top.required_child("artifacts")
+    if not artifacts.data:
+        raise top.error("artifacts", "must be a non-empty object of kind -> file")
+    for kind, rel in artifacts.data.items():
         if kind not in ARTIFACT_KINDS:
-            raise _field_error(
-                where, f"artifacts.{kind}", f"unknown kind (known: {', '.join(ARTIFACT_KINDS)})"
-            )
+            raise artifacts.error(kind, f"unknown kind (known: {', '.join(ARTIFACT_KINDS)})")
         if not safe_relpath(rel) or rel not in seen:
-            raise _field_error(where, f"artifacts.{kind}", f"{rel!r} is not listed in 'files'")
+            raise artifacts.error(kind, f"{rel!r} is not listed in 'files'")
         beside = companion(kind, rel)
         if beside is not None and beside not in seen:
-            raise _field_error(
-                where, f"artifacts.{kind}", f"{beside!r} (beside {rel!r}) is not listed in 'files'"
-            )
+            raise artifacts.error(kind, f"{beside!r} (beside {rel!r}) is not listed in 'files'")
     for key in ("metrics", "tool_versions"):
-        if key in manifest and not isinstance(manifest[key], dict):
-            raise _field_error(where, key, "must be an object")
+        top.optional(key, dict, "an object")
 
 
 def first_symlink(root: Path, rel: str) -> Path | None:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_image.contract.errors import UserError
+from edge_image.contract.fields import Fields
 
 SIGNATURE_NAME = "manifest.sig"
 SIGNATURE_SCHEMA = 1
@@ -138,18 +139,17 @@ def parse_signature(data: bytes, *, where: str) -> dict[str, Any]:
         raise UserError(f"{where}: not a JSON signature document ({exc})") from exc
     if not isinstance(doc, dict) or set(doc) != {"schema", "algorithm", "key_id", "signature"}:
         raise UserError(f"{where}: must be an object with exactly schema, algorithm, key_id, signature")
+    fields = Fields(where, "", doc)
     if doc["schema"] != SIGNATURE_SCHEMA:
-        raise UserError(f"{where}: field 'schema': unsupported version {doc['schema']!r}")
-    if doc["algorithm"] not in ALGORITHMS:
-        raise UserError(
-            f"{where}: field 'algorithm': {doc['algorithm']!r} (accepted: {', '.join(ALGORITHMS)})"
-        )
-    if not isinstance(doc["key_id"], str) or len(doc["key_id"]) != 16:
-        raise UserError(f"{where}: field 'key_id': must be 16 hex digits")
+        raise fields.error("schema", f"unsupported version {doc['schema']!r}")
+    fields.choice("algorithm", ALGORITHMS)
+    key_id = fields.text("key_id")
+    if len(key_id) != 16 or any(ch not in "0123456789abcdef" for ch in key_id.lower()):
+        raise fields.error("key_id", "must be 16 hex digits")
     try:
-        doc["signature"] = base64.b64decode(str(doc["signature"]), validate=True)
+        doc["signature"] = base64.b64decode(fields.text("signature"), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise UserError(f"{where}: field 'signature': not base64") from exc
+        raise fields.error("signature", "not base64") from exc
     return doc
 
 

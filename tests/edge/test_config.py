@@ -48,12 +48,15 @@ def test_minimal_config_defaults_and_relative_paths() -> None:
     [
         (
             with_(source__kind="webcam"),
-            "config.yml: source.kind: must be one of camera, video, stream, folder",
+            "config.yml: source.kind: must be one of camera, video, stream, folder, got 'webcam'",
         ),
         ({"source": {"kind": "camera"}}, "config.yml: model.bundle: is required"),
         (with_(model__thresh=1.5), "config.yml: model.thresh: must be a number in 0..1, got 1.5"),
         (with_(model__thersh=0.3), "config.yml: model.thersh: unknown field"),
-        (with_(backend__kind="tpu"), "config.yml: backend.kind: must be one of auto, mvnc, openvino, opencv"),
+        (
+            with_(backend__kind="tpu"),
+            "config.yml: backend.kind: must be one of auto, mvnc, openvino, opencv, got 'tpu'",
+        ),
         (with_(server__port="80"), "config.yml: server.port: must be an integer in 0..65535, got '80'"),
         (with_(server__host="0.0.0.0"), "config.yml: server.token: is required when server.host is 0.0.0.0"),
         (
@@ -117,7 +120,10 @@ def test_cli_prints_one_line_error(tmp_path: Path) -> None:
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"error: {path}: source.kind: must be one of camera, video, stream, folder"
+    assert (
+        proc.stderr.strip()
+        == f"error: {path}: source.kind: must be one of camera, video, stream, folder, got 'webcam'"
+    )
 
 
 def test_stream_credentials_never_reach_status_or_logs() -> None:
